@@ -1,0 +1,249 @@
+"""Bodies (tenants) and the people they write to: lists, contacts, the consent ledger.
+
+The ledger (:class:`ConsentEvent`) is append-only and is the legal record.
+:class:`Subscription` is its projection, one row per (list, contact), kept in step by
+``contacts.consent`` only, so that freezing an audience is one indexed query instead of a
+replay of the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import secrets
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contacts.db import OrgScoped, db, utcnow
+
+
+class OrgKind(enum.StrEnum):
+    COMMUNE = "commune"
+    INTERCOMMUNALITE = "intercommunalite"
+    DEPARTEMENT = "departement"
+    REGION = "region"
+    ASSOCIATION = "association"
+    SYNDICAT_MIXTE = "syndicat_mixte"
+    AGENCE = "agence"
+    SERVICE_ETAT = "service_etat"
+    OTHER = "other"
+
+
+class TrackingPolicy(enum.StrEnum):
+    OFF = "off"
+    AGGREGATE = "aggregate"
+    PER_CONTACT = "per_contact"
+
+
+class Purpose(enum.StrEnum):
+    NEWSLETTER = "newsletter"
+    INVITATIONS = "invitations"
+    SURVEYS = "surveys"
+    PRESS = "press"
+
+
+class Source(enum.StrEnum):
+    WEB_FORM = "web_form"
+    EVENT_SIGNUP = "event_signup"
+    INTERNAL_FILE = "internal_file"
+    DIRECTORY = "directory"
+    EXCHANGED = "exchanged"
+    PURCHASED = "purchased"
+    UNKNOWN = "unknown"
+    API = "api"
+
+
+RISKY_SOURCES = frozenset({Source.EXCHANGED, Source.PURCHASED, Source.UNKNOWN})
+
+
+class LegalBasis(enum.StrEnum):
+    CONSENT = "consent"
+    PUBLIC_TASK = "public_task"
+
+
+class ConsentAction(enum.StrEnum):
+    GRANT = "grant"
+    CONFIRM = "confirm"
+    WITHDRAW = "withdraw"
+
+
+class ContactStatus(enum.StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    ERASED = "erased"
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for double opt-in or re-permission
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+
+
+class Organisation(db.Model):
+    """A body: commune, intercommunalité, département… the tenant of every other row."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(40), default=OrgKind.COMMUNE)
+    region: Mapped[str] = mapped_column(String(80), default="")
+    population: Mapped[int | None]
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
+    postal_address: Mapped[str] = mapped_column(Text, default="")
+    dpo_contact: Mapped[str] = mapped_column(String(320), default="")
+    site_key: Mapped[str] = mapped_column(
+        String(40), unique=True, default=lambda: secrets.token_urlsafe(16)
+    )
+    tracking_policy: Mapped[str] = mapped_column(String(20), default=TrackingPolicy.AGGREGATE)
+    smtp_url: Mapped[str] = mapped_column(String(500), default="")
+    hourly_limit: Mapped[int | None]
+    logo_url: Mapped[str] = mapped_column(String(500), default="")
+    brand_color: Mapped[str] = mapped_column(String(7), default="#000091")
+    website_url: Mapped[str] = mapped_column(String(500), default="")
+    dkim_selector: Mapped[str] = mapped_column(String(63), default="")
+    dkim_private_key: Mapped[str] = mapped_column(Text, default="")
+    retention_months: Mapped[int] = mapped_column(default=36)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of the sender address, used for Message-IDs and List-Id."""
+        if "@" in self.from_address:
+            return self.from_address.rsplit("@", 1)[1].lower()
+        return f"{self.slug}.crieur.invalid"
+
+
+class MailingList(OrgScoped, db.Model):
+    __tablename__ = "mailing_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(20), default=Purpose.NEWSLETTER)
+    description: Mapped[str] = mapped_column(Text, default="")
+    double_opt_in: Mapped[bool] = mapped_column(default=True)
+    custom_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_archive_public: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Contact(OrgScoped, db.Model):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("organisation_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(200), default="")
+    last_name: Mapped[str] = mapped_column(String(200), default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default=ContactStatus.ACTIVE, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[dt.datetime | None]
+
+
+class ConsentEvent(OrgScoped, db.Model):
+    """One line of the append-only consent ledger (GDPR Art. 7(1): demonstrable consent)."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_lists.id", ondelete="SET NULL")
+    )
+    purpose: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))
+    legal_basis: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(20))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    import_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("import_batches.id", ondelete="SET NULL")
+    )
+    api_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_consent_events_contact_created", "contact_id", "created_at"),)
+
+
+class Subscription(OrgScoped, db.Model):
+    """Projection of the ledger: the current state of one contact on one list."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("list_id", "contact_id"),
+        Index("ix_subscriptions_list_status_contact", "list_id", "status", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default=SubscriptionStatus.PENDING)
+    source: Mapped[str] = mapped_column(String(20))
+    legal_basis: Mapped[str] = mapped_column(String(20))
+    is_risky: Mapped[bool] = mapped_column(default=False)
+    tracking_consent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None]
+    withdrawn_at: Mapped[dt.datetime | None]
+
+
+class Suppression(OrgScoped, db.Model):
+    """An address that must never be written to again, kept as a salted hash."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("organisation_id", "email_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(20))  # unsubscribed|bounced|complained|erased
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ImportBatch(OrgScoped, db.Model):
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    file_path: Mapped[str] = mapped_column(String(500), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    api_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL")
+    )
+    source: Mapped[str] = mapped_column(String(20))
+    legal_basis: Mapped[str] = mapped_column(String(20))
+    attestation: Mapped[str] = mapped_column(Text, default="")
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    total_rows: Mapped[int] = mapped_column(default=0)
+    processed_rows: Mapped[int] = mapped_column(default=0)
+    imported: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class Segment(OrgScoped, db.Model):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
