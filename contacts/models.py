@@ -155,17 +155,13 @@ class ConsentEvent(OrgScoped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    list_id: Mapped[int | None] = mapped_column(
-        ForeignKey("mailing_lists.id", ondelete="SET NULL")
-    )
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_lists.id", ondelete="SET NULL"))
     purpose: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(20))
     legal_basis: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(20))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    actor_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     import_batch_id: Mapped[int | None] = mapped_column(
         ForeignKey("import_batches.id", ondelete="SET NULL")
     )
@@ -219,9 +215,7 @@ class ImportBatch(OrgScoped, db.Model):
     filename: Mapped[str] = mapped_column(String(255), default="")
     file_path: Mapped[str] = mapped_column(String(500), default="")
     sha256: Mapped[str] = mapped_column(String(64), default="")
-    uploaded_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     api_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL")
     )

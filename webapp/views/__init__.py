@@ -1,0 +1,13 @@
+"""One blueprint module per area; its name, module and URL prefix match."""
+
+BLUEPRINT_MODULES = (
+    "auth",
+    "main",
+    "outbox",
+    "admin",
+    "contacts",
+    "campaigns",
+    "analytics",
+    "benchmark",
+    "public",
+)

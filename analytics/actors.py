@@ -1,0 +1,3 @@
+"""Dramatiq actors of analytics: ids in, one service call, commit."""
+
+from __future__ import annotations

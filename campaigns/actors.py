@@ -1,0 +1,3 @@
+"""Dramatiq actors of campaigns: ids in, one service call, commit."""
+
+from __future__ import annotations

@@ -1,0 +1,69 @@
+"""Configuration: the one place where ``CRIEUR_*`` environment variables are read."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+
+
+def _int(env: dict[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def _float(env: dict[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+    return value if value > 0 else None
+
+
+def secret_key(instance_path: Path) -> str:
+    """The secret generated once into the instance folder, so restarts keep sessions valid."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def from_env(instance_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the app configuration from ``CRIEUR_*`` variables (CONTRACT.md)."""
+    env = dict(os.environ if env is None else env)
+    public_url = env.get("CRIEUR_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL
+    database_url = env.get("CRIEUR_DATABASE_URL", "").strip() or (
+        f"sqlite:///{instance_path / 'crieur.db'}"
+    )
+    key = env.get("CRIEUR_SECRET_KEY", "").strip() or secret_key(instance_path)
+    return {
+        "CRIEUR_DATABASE_URL": database_url,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "CRIEUR_BROKER_URL": env.get("CRIEUR_BROKER_URL", "").strip(),
+        "CRIEUR_SMTP_URL": env.get("CRIEUR_SMTP_URL", "").strip(),
+        "CRIEUR_PUBLIC_URL": public_url.rstrip("/"),
+        "CRIEUR_SECRET_KEY": key,
+        "SECRET_KEY": key,
+        "CRIEUR_SEND_RATE": _float(env, "CRIEUR_SEND_RATE"),
+        "CRIEUR_SMTP_CONNECTIONS": _int(env, "CRIEUR_SMTP_CONNECTIONS", 4),
+        "SENTRY_DSN": env.get("SENTRY_DSN", "").strip(),
+        "SESSION_COOKIE_SECURE": public_url.startswith("https://"),
+        "REMEMBER_COOKIE_SECURE": public_url.startswith("https://"),
+        "CRIEUR_IMPORT_MAX_BYTES": _int(env, "CRIEUR_IMPORT_MAX_BYTES", 50 * 1024 * 1024),
+    }
