@@ -22,7 +22,16 @@ from webapp.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-RESOURCE_MODULES = ("me", "lists", "contacts", "campaigns", "site", "benchmark")
+RESOURCE_MODULES = (
+    "me",
+    "lists",
+    "contacts",
+    "campaigns",
+    "sending",
+    "stats",
+    "site",
+    "benchmark",
+)
 
 
 class ApiError(DomainError):

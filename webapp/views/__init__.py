@@ -7,7 +7,10 @@ BLUEPRINT_MODULES = (
     "admin",
     "contacts",
     "campaigns",
+    "sending",
     "analytics",
     "benchmark",
     "public",
+    "tracking",
+    "archive",
 )

@@ -1,0 +1,7 @@
+"""Placeholder for the tracking blueprint."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("tracking", __name__, url_prefix="/t")
