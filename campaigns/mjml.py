@@ -157,7 +157,9 @@ class MjmlServer:
                 "mjml_unavailable",
                 "Le module mjml est introuvable (node_modules) : lancez « npm install ».",
             )
-        env = {**os.environ, **self._extra_env}
+        # Test hooks only when asked for explicitly, never inherited from the environment.
+        env = {k: v for k, v in os.environ.items() if k != "CRIEUR_MJML_TEST_HOOKS"}
+        env.update(self._extra_env)
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [node, str(SERVER_SCRIPT), str(self.modules_dir)],
             stdin=subprocess.PIPE,
