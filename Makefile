@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 NODESTAMP := node_modules/.installed
 
-.PHONY: run test test-fast bench lint format worker clean help
+.PHONY: run test test-fast bench lint format worker clean help translations
 
 help:
 	@echo "make run    - start Crieur on http://127.0.0.1:5000 (SQLite, in-process worker, outbox)"
@@ -61,3 +61,7 @@ format: $(DEVSTAMP)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache
+
+translations: $(DEVSTAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o /tmp/crieur-messages.pot .
+	$(BIN)/pybabel update -i /tmp/crieur-messages.pot -d webapp/translations -l en --no-fuzzy-matching

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 os.environ.setdefault("CRIEUR_BROKER_URL", "")  # the stub broker, whatever the shell says
 
@@ -96,6 +97,23 @@ def app_config(tmp_path: Path) -> dict:
     return {}
 
 
+class FreshRequestClient(FlaskClient):
+    """A test client whose requests see what a real request would: an empty ``g`` and
+    fresh rows, even though the ``app`` fixture keeps one app context open for the test
+    (Flask reuses that context for requests, so ``g`` and the session would leak).
+    """
+
+    def open(self, *args, **kwargs):
+        from flask import g
+
+        from contacts.db import db
+
+        for name in list(g):
+            g.pop(name)
+        db.session.expire_all()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(backend: str, tmp_path: Path, pg_server, app_config: dict):
     from contacts.db import db
@@ -114,6 +132,7 @@ def app(backend: str, tmp_path: Path, pg_server, app_config: dict):
     }
     config.update(app_config)
     app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app.test_client_class = FreshRequestClient
     with app.app_context():
         if backend == "postgres":
             db.create_all()

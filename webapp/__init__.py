@@ -48,9 +48,11 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         if "CRIEUR_SECRET_KEY" in config:
             app.config["SECRET_KEY"] = config["CRIEUR_SECRET_KEY"]
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _init_sentry(app)
     _init_extensions(app)
     for name in ACTOR_MODULES:
