@@ -747,9 +747,11 @@ def _find_header(
     if header_row is not None:
         candidates = [(n, r) for n, r in rows if n == header_row] if header_row else []
     else:
-        for n, r in candidates:
+        for k, (n, r) in enumerate(candidates):
             if _looks_like_data(r):
-                candidates = []  # addresses before any title: no header row
+                # Addresses before any recognised title: the row just above, if any,
+                # holds the titles (e.g. "Contact"); none at all means no header row.
+                candidates = candidates[k - 1 : k] if k else []
                 break
             if guess_mapping(_headers(r)) is not None:
                 candidates = [(n, r)]
@@ -829,7 +831,10 @@ def _estimate_rows(fmt: FileFormat, head: _Head, data: list[Any], size: int) -> 
 
 # ---------------------------------------------------------------------------- cleaning
 
-_CONTROL = {c: " " for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]}
+# Line and tab characters separate words: they become spaces. Other control characters
+# (BEL, ESC, C1…) and invisible formatting ones (zero-width, bidi overrides) are dropped.
+_CONTROL: dict[int, str | None] = dict.fromkeys([*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)])
+_CONTROL.update(dict.fromkeys(map(ord, "\t\n\x0b\x0c\r\x85\u2028\u2029"), " "))
 _CONTROL.update(
     dict.fromkeys(
         map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"

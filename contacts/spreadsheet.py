@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -104,8 +105,8 @@ def write_xlsx(
         for v in values:
             v = _xlsx_value(v)
             if isinstance(v, str):
-                cell = WriteOnlyCell(ws)
-                cell.set_explicit_value(v, "s")  # text, never a formula
+                cell = WriteOnlyCell(ws, value=v)
+                cell.data_type = "s"  # text, never a formula, whatever it starts with
                 out.append(cell)
             else:
                 out.append(v)
@@ -169,6 +170,8 @@ def _xlsx_value(value: Any) -> Any:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, bool | int | float | dt.date | dt.time):
         return value
+    if isinstance(value, numbers.Number):  # numpy scalars from DataFrames, Decimal
+        return value.item() if hasattr(value, "item") else value
     return safe_cell(_XLSX_ILLEGAL.sub("", str(value)))  # Decimal, Timestamp, enums…
 
 
