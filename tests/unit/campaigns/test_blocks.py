@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campaigns import ics
 from campaigns.blocks import (
@@ -288,3 +290,22 @@ def test_branding_refuses_a_javascript_logo():
 def test_contrast_ratio_matches_wcag_reference_values():
     assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
     assert contrast_ratio("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["type", "text", "url", "src", "alt", "options",
+                                       "links", "label", "markdown", "network"]), children,
+                      max_size=5),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(json_values, max_size=4))
+def test_any_json_gives_blocks_or_a_domain_error_never_a_crash(blocks):
+    try:
+        validate_blocks(blocks, kind="invitation", has_event=True)
+    except DomainError as exc:
+        assert exc.message

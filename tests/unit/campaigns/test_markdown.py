@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from campaigns.markdown import markdown_links, markdown_to_text, render_markdown, rewrite_links
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaigns.markdown import (
+    ALLOWED_TAGS,
+    markdown_links,
+    markdown_to_text,
+    render_markdown,
+    rewrite_links,
+)
 
 
 def test_basic_formatting_is_kept():
@@ -83,3 +93,15 @@ def test_markdown_links_report_their_text():
 def test_text_rendering_writes_links_as_label_colon_url():
     paras = markdown_to_text("Lire [le compte rendu](https://a.fr/cr).\n\n1. un\n2. deux")
     assert paras == ["Lire le compte rendu : https://a.fr/cr.", "1. un", "2. deux"]
+
+
+_TAG_RE = re.compile(r"</?([a-zA-Z][a-zA-Z0-9-]*)([^>]*)>")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="<>\"'=:/ ()[]!*#-\nascriptjvonerhfmld&;", max_size=80))
+def test_any_input_yields_only_allowlisted_tags_and_safe_hrefs(source):
+    for tag, attrs in _TAG_RE.findall(render_markdown(source)):
+        assert tag in ALLOWED_TAGS
+        if attrs.strip():
+            assert tag == "a" and re.fullmatch(r' href="(https?://|mailto:)[^"]*"', attrs)
