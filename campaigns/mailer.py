@@ -22,34 +22,27 @@ _lock = threading.Lock()
 
 
 def store_in_outbox(org_id: int | None):
-    """A store callable for the outbox transport that writes :class:`OutboxMessage` rows.
+    """A store callable for the outbox transport that adds :class:`OutboxMessage` rows.
 
-    It commits in its own session scope (the caller's session is left alone), because a
-    captured message must survive the caller's rollback just as a relayed one would.
+    The row joins the caller's transaction: a delivery marked sent and its captured
+    message commit together, and on SQLite no second connection waits on the caller's
+    write lock.
     """
 
     def store(sender: str, recipients: list[str], raw: bytes) -> None:
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-        subject = str(headers.get("Subject", ""))[:1000]
-        with db.engine.begin() as conn:
-            conn.execute(
-                OutboxMessage.__table__.insert().values(
-                    organisation_id=org_id,
-                    sender=sender,
-                    recipients=", ".join(recipients),
-                    subject=subject,
-                    raw=raw,
-                    created_at=_now(),
-                )
+        db.session.add(
+            OutboxMessage(
+                organisation_id=org_id,
+                sender=sender,
+                recipients=", ".join(recipients),
+                subject=str(headers.get("Subject", ""))[:1000],
+                raw=raw,
             )
+        )
+        db.session.flush()
 
     return store
-
-
-def _now():
-    from contacts.db import utcnow
-
-    return utcnow()
 
 
 def transport_for(org: Organisation | None, default_url: str, connections: int = 4) -> Transport:
@@ -89,7 +82,7 @@ def send_transactional(
     """Send one message from the body's sender identity, now, and return the outcome.
 
     Raises DomainError when the body has no sender address yet, with a message saying
-    where to set it.
+    where to set it. With the outbox the message joins the session: the caller commits.
     """
     if not org.from_address:
         raise DomainError(

@@ -18,6 +18,7 @@ os.environ.setdefault("CRIEUR_BROKER_URL", "")  # the stub broker, whatever the 
 
 from tests import services  # noqa: E402
 from tests.services import need  # noqa: E402
+from tests.smtp_servers import recording_smtp, smtp_sink  # noqa: E402, F401  (shared fixtures)
 
 BACKENDS = [b for b in os.environ.get("CRIEUR_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 
