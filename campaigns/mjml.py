@@ -160,15 +160,22 @@ class MjmlServer:
         # Test hooks only when asked for explicitly, never inherited from the environment.
         env = {k: v for k, v in os.environ.items() if k != "CRIEUR_MJML_TEST_HOOKS"}
         env.update(self._extra_env)
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [node, str(SERVER_SCRIPT), str(self.modules_dir)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=str(SERVER_SCRIPT.parent),
-            close_fds=True,
-        )
+        try:
+            proc = subprocess.Popen(  # fixed argv, no shell
+                [node, str(SERVER_SCRIPT), str(self.modules_dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=str(SERVER_SCRIPT.parent),
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise MjmlError(
+                "mjml_unavailable",
+                "Le moteur de mise en page n'a pas pu démarrer.",
+                detail=str(exc),
+            ) from None
         lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(
             target=_pump_lines, args=(proc.stdout, lines), name="mjml-stdout", daemon=True
@@ -303,7 +310,7 @@ def compile_with_cli(
         "--noStdoutFileComment",
     ]
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell; run() kills and reaps
+        done = subprocess.run(  # fixed argv, no shell; on timeout run() kills and reaps
             args, input=mjml.encode(), capture_output=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
@@ -340,11 +347,19 @@ def get_server() -> MjmlServer:
 
 
 def compile_mjml(mjml: str, *, timeout: float | None = None) -> MjmlResult:
-    """MJML → HTML through the long-lived process; the CLI when the process cannot start."""
+    """MJML → HTML through the long-lived process.
+
+    When that process cannot start or dies during the call, one fresh ``mjml`` process is
+    tried instead (slower, but the officer gets the preview); a timeout is not retried,
+    since the same document would most likely hang again.
+    """
     server = get_server()
     try:
         return server.compile(mjml, timeout)
     except MjmlError as exc:
-        if exc.code != "mjml_unavailable" or not (server.modules_dir / ".bin" / "mjml").exists():
+        if exc.code not in ("mjml_unavailable", "mjml_crashed"):
             raise
-    return compile_with_cli(mjml, timeout=timeout or DEFAULT_TIMEOUT)
+        if not (server.modules_dir / ".bin" / "mjml").exists():
+            raise
+    limit = timeout or DEFAULT_TIMEOUT
+    return compile_with_cli(mjml, timeout=limit, modules_dir=server.modules_dir)

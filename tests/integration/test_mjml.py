@@ -249,3 +249,15 @@ def test_missing_node_modules_is_a_clear_error(tmp_path):
     with pytest.raises(MjmlError) as exc:
         MjmlServer(modules_dir=tmp_path).compile("<mjml></mjml>")
     assert exc.value.code == "mjml_unavailable"
+
+
+def test_compile_mjml_falls_back_to_the_cli_when_the_server_dies(monkeypatch, tmp_path):
+    need("mjml", mjml_mod.is_available(), "node or node_modules/mjml missing")
+    monkeypatch.setattr(mjml_mod, "SERVER_SCRIPT", tmp_path / "missing.js")
+    broken = MjmlServer(timeout=10)
+    monkeypatch.setattr(mjml_mod, "_default", broken)
+    try:
+        result = mjml_mod.compile_mjml("<mjml><mj-body><mj-text>x</mj-text></mj-body></mjml>")
+    finally:
+        broken.close()
+    assert "<html" in result.html
