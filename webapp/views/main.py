@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import os
+from pathlib import Path
+
+from flask import Blueprint, abort, redirect, render_template, send_from_directory, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -47,6 +50,30 @@ def dashboard():
 @bp.route("/accessibilite")
 def accessibility():
     return render_template("main/accessibility.html")
+
+
+# Front-end libraries installed from npm (package.json) and served by the app itself:
+# no CDN, so the app works offline and no third party learns who reads which page.
+VENDOR_FILES = {
+    "chart.js": ("chart.js", "dist/chart.umd.js"),
+}
+
+
+def node_modules() -> Path:
+    return Path(
+        os.environ.get("CRIEUR_NODE_MODULES")
+        or Path(__file__).resolve().parents[2] / "node_modules"
+    )
+
+
+@bp.route("/vendor/<name>")
+def vendor(name: str):
+    if name not in VENDOR_FILES:
+        abort(404)
+    package, relative = VENDOR_FILES[name]
+    directory = node_modules() / package
+    response = send_from_directory(directory, relative, mimetype="text/javascript", max_age=86400)
+    return response
 
 
 @bp.route("/healthz")

@@ -59,8 +59,10 @@ def test_admin_settings_validate_input_with_clear_messages(client, login_as, org
     response = client.post("/admin/", data={"name": org.name, "brand_color": "red"})
     assert response.status_code == 400
     assert "#1a2b3c" in response.get_data(as_text=True)
-    response = client.post("/admin/", data={"name": org.name, "brand_color": "#112233",
-                                            "tracking_policy": "per_contact"})
+    response = client.post(
+        "/admin/",
+        data={"name": org.name, "brand_color": "#112233", "tracking_policy": "per_contact"},
+    )
     assert response.status_code == 302
     db.session.refresh(org)
     assert org.brand_color == "#112233" and org.tracking_policy == "per_contact"
@@ -90,9 +92,15 @@ def test_sentry_events_are_scrubbed_of_personal_data():
 
     event = {
         "user": {"email": "a@b.fr", "ip_address": "1.2.3.4"},
-        "request": {"cookies": {"s": "x"}, "data": {"email": "a@b.fr"},
-                    "headers": {"Authorization": "Bearer x", "X-Forwarded-For": "1.2.3.4",
-                                "Accept": "text/html"}},
+        "request": {
+            "cookies": {"s": "x"},
+            "data": {"email": "a@b.fr"},
+            "headers": {
+                "Authorization": "Bearer x",
+                "X-Forwarded-For": "1.2.3.4",
+                "Accept": "text/html",
+            },
+        },
         "message": "failed for marie@example.fr from 192.168.1.20",
         "extra": {"password": "hunter2", "token": "abc"},
     }
@@ -101,3 +109,11 @@ def test_sentry_events_are_scrubbed_of_personal_data():
     for secret in ("a@b.fr", "1.2.3.4", "marie@example.fr", "192.168.1.20", "hunter2", "Bearer"):
         assert secret not in flat
     assert scrubbed["request"]["headers"] == {"Accept": "text/html"}
+
+
+def test_chart_library_is_served_by_the_app_from_npm(client):
+    response = client.get("/vendor/chart.js")
+    assert response.status_code == 200
+    assert b"Chart" in response.data[:5000]
+    assert client.get("/vendor/../../etc/passwd").status_code == 404
+    assert client.get("/vendor/left-pad").status_code == 404
