@@ -86,11 +86,10 @@ def start_smtp_sink(
         raise FileNotFoundError(SMTP_SINK)
     command = [SMTP_SINK, "-4"]
     if os.geteuid() == 0:
-        command += ["-u", "nobody"]  # required when started as root
+        command += ["-u", "root"]  # required when started as root; root keeps the dumps readable
     if tmpdir is not None:
         dump = sink_dump_dir(tmpdir)
         dump.mkdir(parents=True, exist_ok=True)
-        dump.chmod(0o777)  # written after the switch to "nobody"
         command += ["-d", f"{dump}/msg."]
     last_error: Exception | None = None
     for _ in range(5):  # another process may take the port between the probe and the bind
@@ -289,13 +288,16 @@ class RecordingSMTPServer:
                 and credentials is not None
                 and credentials.get(auth_data.login.decode()) == auth_data.password.decode()
             )
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)  # False: the server answers 535
 
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": False}
         if starttls_context is not None:
             kwargs.update(tls_context=starttls_context, require_starttls=True)
         if credentials is not None:
-            kwargs.update(authenticator=authenticator, auth_require_tls=True)
+            # aiosmtpd only counts STARTTLS as TLS; over implicit TLS it must not wait for it
+            kwargs.update(
+                authenticator=authenticator, auth_require_tls=implicit_tls_context is None
+            )
         else:
             kwargs.update(auth_require_tls=False)
 
