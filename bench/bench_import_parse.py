@@ -174,8 +174,8 @@ def main() -> None:
         f"| of which opening (sniff, encoding scan, first pass) | {it['open_cpu']:.2f} | "
         f"{it['open_cpu'] * per_row_us:.1f} | | |",
         "",
-        f"**Ratio (CPU time): {ratio:.2f}x** the bare loop (aim ≤ 1.5x for parsing; ≤ 3x for the whole "
-        "import with database writes). Peak memory target: < 300 MB.",
+        f"**Ratio (CPU time): {ratio:.2f}x** the bare loop (aim ≤ 1.5x for parsing; ≤ 3x for "
+        "the whole import with database writes). Peak memory target: < 300 MB.",
         "",
         f"Rows by status: {json.dumps(it['counts'], sort_keys=True)}; total_rows announced "
         f"before iterating: {it['total_rows']}; detected format: `{json.dumps(it['format'])}`.",

@@ -861,9 +861,14 @@ def _cell(rec: list[str], i: int, n: int, cap: int, label: str, notes: list[str]
     if i >= n:
         return ""
     value = rec[i]
-    if len(value) <= cap and value.isprintable() and value[:1] != " " and value[-1:] != " ":
-        if "  " not in value:
-            return value  # the common case, kept fast: most cells need no cleaning
+    if (
+        len(value) <= cap
+        and value.isprintable()
+        and value[:1] != " "
+        and value[-1:] != " "
+        and "  " not in value
+    ):
+        return value  # the common case, kept fast: most cells need no cleaning
     cleaned = _clean_line(value, cap + 1)
     if len(cleaned) > cap:
         notes.append(f"{label} tronqué à {cap} caractères")
