@@ -70,6 +70,14 @@ def test_a_message_sent_through_smtp_sink_arrives_byte_for_byte(smtp_sink):
     assert parsed["To"].addresses[0].display_name == "Zoé Lefèvre"
 
 
+def test_foreign_bytes_with_leading_dots_and_bare_lf_arrive_intact(smtp_sink):
+    raw = b"Subject: dots\n\n.one\r\n..two\n.\nend"
+    with SmtpTransport(smtp_sink.url) as transport:
+        assert transport.send(SENDER, ["zoe@exemple.fr"], raw).outcome is Outcome.SENT
+    [received] = smtp_sink.messages(1)
+    assert received == b"Subject: dots\r\n\r\n.one\r\n..two\r\n.\r\nend\r\n"
+
+
 def test_smtp_sink_sees_one_connection_reused_for_many_messages(smtp_sink):
     with SmtpTransport(smtp_sink.url, 4) as transport:
         results = [transport.send(SENDER, [f"c{i}@exemple.fr"], message()) for i in range(10)]

@@ -8,6 +8,8 @@ import re
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campaigns.message import (
     HeaderValueError,
@@ -326,3 +328,41 @@ def test_an_accented_attachment_name_is_rfc2231_encoded():
     template = make_template(attachment=ics_attachment(ICS, "réunion publique.ics"))
     _, calendar = parse(render(template)).iter_parts()
     assert calendar.get_filename() == "réunion publique.ics"
+
+
+def test_rendered_messages_need_no_dot_stuffing_nor_line_end_repair():
+    from campaigns.message import MessageBytes
+    from campaigns.smtp import prepare_data
+
+    raw = render(text=".début\n..\n.\nfin\r.x", html=".<p>\n.</p>")
+    assert isinstance(raw, MessageBytes)
+    assert not any(line.startswith(b".") for line in raw.split(b"\r\n"))
+    assert prepare_data(raw) == prepare_data(bytes(raw))
+    text = parse(raw).get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n") == ".début\n..\n.\nfin\n.x"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.text(max_size=120),
+    subject=st.text(min_size=1, max_size=300),
+    text=st.text(max_size=3000),
+    html=st.text(max_size=3000),
+)
+def test_any_input_gives_a_well_formed_message(name, subject, text, html):
+    from campaigns.smtp import prepare_data
+
+    raw = render(to_name=name, subject=subject, text=text, html=html)
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998
+    assert prepare_data(raw) == prepare_data(bytes(raw))
+    msg = parse(raw)
+    assert msg["Bcc"] is None
+    assert msg["To"].addresses[0].addr_spec == "elodie.dupre@exemple.fr"
+    expected_text = text.replace("\r\n", "\n").replace("\r", "\n")
+    plain = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    if html:
+        assert msg.get_body(("html",)).get_content() == html
+        assert plain == expected_text
+    else:  # a single part's last line end belongs to its content
+        assert plain in (expected_text, expected_text + "\n")
