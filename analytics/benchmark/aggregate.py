@@ -1,0 +1,263 @@
+"""Sector aggregates with pandas: frames of bodies' indicator values, cells, peers, trends.
+
+Two frames carry an edition's data once answers are turned into indicators:
+
+- ``bodies``: one row per body: ``body`` (an opaque key, never published), ``kind``,
+  ``region``, ``band`` (population band), then one column per indicator (0–100, NaN when
+  not answered) and ``obs_<indicator>`` for observed values;
+- ``roles``: one row per (body, respondent role) with the role's mean answers.
+
+:func:`cell_stats` computes, for every indicator and every cell of the published tables
+(total; kind; population band; kind × band; region; respondent role), the number of
+bodies, the sum and largest contribution (for the disclosure rules) and mean, median and
+quartiles. Margins are written ``"*"``. Everything here is pure and DB-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.benchmark.indicators import body_indicators, role_indicators
+
+ALL = "*"
+DIMENSIONS = ("kind", "band", "region", "role")
+GROUP_COLUMNS = ("body", "kind", "region", "band")
+OBSERVED_PREFIX = "obs_"
+# Every published table, as the dimensions it breaks down by (the empty one is the total).
+TABLES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("kind",),
+    ("band",),
+    ("kind", "band"),
+    ("region",),
+    ("role",),
+)
+DIMENSION_LABELS = {
+    "kind": "Type d'organisme",
+    "band": "Strate de population",
+    "region": "Région",
+    "role": "Rôle du répondant",
+}
+POPULATION_BANDS: tuple[tuple[str, str, int, int | None], ...] = (
+    ("lt2k", "Moins de 2 000 habitants", 0, 2_000),
+    ("2k-10k", "De 2 000 à 9 999 habitants", 2_000, 10_000),
+    ("10k-50k", "De 10 000 à 49 999 habitants", 10_000, 50_000),
+    ("50k-200k", "De 50 000 à 199 999 habitants", 50_000, 200_000),
+    ("200k+", "200 000 habitants et plus", 200_000, None),
+)
+BAND_UNKNOWN = "na"
+BAND_LABELS = {code: label for code, label, _, _ in POPULATION_BANDS} | {
+    BAND_UNKNOWN: "Population non renseignée"
+}
+ROLE_LABELS = {"agent": "Agents", "elected": "Élus"}
+STAT_COLUMNS = ["n", "sum", "top", "mean", "median", "q1", "q3"]
+
+
+def population_band(population: int | None) -> str:
+    """The population band code of a body (``na`` when unknown)."""
+    if population is None or pd.isna(population) or population < 0:
+        return BAND_UNKNOWN
+    for code, _, low, high in POPULATION_BANDS:
+        if population >= low and (high is None or population < high):
+            return code
+    return BAND_UNKNOWN
+
+
+def build_frames(
+    records: Iterable[Mapping[str, Any]], defn: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(bodies, roles) frames from per-body records.
+
+    A record: ``body`` (key), ``kind``, ``region``, ``population``, ``respondents`` (list of
+    ``{"role", "answers"}`` with cleaned answers) and optionally ``observed`` (indicator →
+    value). Free-text answers never reach the frames.
+    """
+    body_rows, role_rows = [], []
+    for rec in records:
+        groups = {
+            "body": str(rec["body"]),
+            "kind": str(rec.get("kind") or "other"),
+            "region": str(rec.get("region") or "non renseignée"),
+            "band": population_band(rec.get("population")),
+        }
+        respondents = list(rec.get("respondents", []))
+        row = {**groups, **body_indicators(defn, respondents)}
+        row.update({OBSERVED_PREFIX + k: v for k, v in (rec.get("observed") or {}).items()})
+        body_rows.append(row)
+        for role, values in role_indicators(defn, respondents).items():
+            role_rows.append({**groups, "role": role, **values})
+    bodies = pd.DataFrame.from_records(body_rows)
+    roles = pd.DataFrame.from_records(role_rows)
+    for frame in (bodies, roles):
+        for col in GROUP_COLUMNS:
+            if col not in frame:
+                frame[col] = pd.Series(dtype=object)
+    if "role" not in roles:
+        roles["role"] = pd.Series(dtype=object)
+    return bodies, roles
+
+
+def indicator_columns(frame: pd.DataFrame) -> list[str]:
+    """The indicator columns of a bodies or roles frame (everything but the groups)."""
+    return [c for c in frame.columns if c not in (*GROUP_COLUMNS, "role")]
+
+
+def _long(frame: pd.DataFrame, indicators: Sequence[str], id_vars: Sequence[str]) -> pd.DataFrame:
+    present = [i for i in indicators if i in frame.columns]
+    if frame.empty or not present:
+        return pd.DataFrame(columns=[*id_vars, "indicator", "value"])
+    long = frame.melt(id_vars=list(id_vars), value_vars=present, var_name="indicator")
+    long = long.dropna(subset=["value"])
+    long["value"] = long["value"].astype(float)
+    return long
+
+
+def _stats(long: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    grouped = long.groupby(keys, sort=True, observed=True)["value"]
+    out = grouped.agg(n="count", sum="sum", top="max", mean="mean", median="median")
+    quartiles = grouped.quantile([0.25, 0.75]).unstack()
+    out["q1"] = quartiles[0.25]
+    out["q3"] = quartiles[0.75]
+    return out.reset_index()
+
+
+def cell_stats(
+    bodies: pd.DataFrame,
+    roles: pd.DataFrame | None = None,
+    indicators: Sequence[str] | None = None,
+    tables: Sequence[Sequence[str]] = TABLES,
+) -> pd.DataFrame:
+    """One row per (indicator, cell): n bodies, sum, top contribution, mean, median, quartiles.
+
+    Columns: ``indicator``, ``kind``, ``band``, ``region``, ``role`` (``"*"`` where the
+    table does not break down by it), then :data:`STAT_COLUMNS`. Role cells come from
+    ``roles`` and count each body once per role; role tables cover declared indicators.
+    """
+    if indicators is None:
+        indicators = indicator_columns(bodies)
+    body_long = _long(bodies, indicators, ["body", "kind", "band", "region"])
+    role_long = None
+    parts = []
+    for dims in tables:
+        if "role" in dims:
+            if roles is None or roles.empty:
+                continue
+            if role_long is None:
+                role_long = _long(roles, indicators, ["body", "kind", "band", "region", "role"])
+            source = role_long
+        else:
+            source = body_long
+        if source.empty:
+            continue
+        part = _stats(source, ["indicator", *dims])
+        for dim in DIMENSIONS:
+            if dim not in dims:
+                part[dim] = ALL
+        parts.append(part)
+    columns = ["indicator", *DIMENSIONS, *STAT_COLUMNS]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    cells = pd.concat(parts, ignore_index=True)[columns]
+    cells["n"] = cells["n"].astype(int)
+    return cells
+
+
+def peer_stats(
+    bodies: pd.DataFrame,
+    indicators: Sequence[str],
+    *,
+    kind: str,
+    band: str,
+    exclude_body: str | None = None,
+    k: int = 5,
+) -> pd.DataFrame:
+    """Today's adopters among a body's peers, widening the group until it has ``k`` bodies.
+
+    Peers are bodies of the same kind and population band; when fewer than ``k`` have
+    answered an indicator, the same kind; then every body. The body itself is left out
+    so that it is compared with others. Columns: indicator, peer_group (``kind_band``,
+    ``kind`` or ``all``), n, mean, median, q1, q3 (None where even all bodies are < k).
+    """
+    others = bodies if exclude_body is None else bodies[bodies["body"] != exclude_body]
+    groups = (
+        ("kind_band", others[(others["kind"] == kind) & (others["band"] == band)]),
+        ("kind", others[others["kind"] == kind]),
+        ("all", others),
+    )
+    rows = []
+    for ind in indicators:
+        row: dict[str, Any] = {"indicator": ind, "peer_group": None, "n": 0}
+        for name, group in groups:
+            if ind not in group:
+                continue
+            values = group[ind].dropna().to_numpy(dtype=float)
+            if len(values) >= k:
+                q1, median, q3 = np.percentile(values, [25, 50, 75])
+                row.update(
+                    peer_group=name,
+                    n=len(values),
+                    mean=float(values.mean()),
+                    median=float(median),
+                    q1=float(q1),
+                    q3=float(q3),
+                )
+                break
+        rows.append(row)
+    return pd.DataFrame.from_records(
+        rows, columns=["indicator", "peer_group", "n", "mean", "median", "q1", "q3"]
+    )
+
+
+def response_rates(orgs: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Response rate per group: bodies invited, responded, submitted; respondents by role.
+
+    ``orgs``: one row per body with ``kind``, ``region``, ``band``, ``status`` (``none``,
+    ``draft`` or ``submitted``), ``agents`` and ``elected`` (respondent counts).
+    """
+    frame = orgs.assign(
+        started=orgs["status"].isin(["draft", "submitted"]),
+        submitted=orgs["status"].eq("submitted"),
+    )
+    keys = [by] if by else []
+    agg = {"invited": ("status", "size"), "started": ("started", "sum"),
+           "submitted": ("submitted", "sum"), "agents": ("agents", "sum"),
+           "elected": ("elected", "sum")}  # fmt: skip
+    if keys:
+        out = frame.groupby(keys, sort=True).agg(**agg).reset_index()
+    else:
+        out = pd.DataFrame([{name: getattr(frame[col], fn)() for name, (col, fn) in agg.items()}])
+    out["rate_pct"] = np.where(
+        out["invited"] > 0, 100.0 * out["submitted"] / out["invited"].clip(lower=1), np.nan
+    )
+    return out
+
+
+def trends(
+    frames: Mapping[str, pd.DataFrame],
+    indicators: Sequence[str],
+    baselines: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Sector mean and n per indicator and edition, with baseline editions alongside.
+
+    ``frames`` maps an edition code to its bodies frame (in chronological order);
+    ``baselines`` is :func:`analytics.benchmark.baselines.baselines_frame` output.
+    """
+    rows = []
+    if baselines is not None and not baselines.empty:
+        for rec in baselines[baselines["indicator"].isin(indicators)].itertuples():
+            rows.append({"edition": rec.edition, "kind_of_source": "baseline",
+                         "indicator": rec.indicator, "n": None, "mean": rec.value_pct})  # fmt: skip
+    for code, frame in frames.items():
+        for ind in indicators:
+            if ind in frame:
+                values = frame[ind].dropna()
+                rows.append({"edition": code, "kind_of_source": "survey", "indicator": ind,
+                             "n": int(values.size),
+                             "mean": float(values.mean()) if values.size else None})  # fmt: skip
+    return pd.DataFrame.from_records(
+        rows, columns=["edition", "kind_of_source", "indicator", "n", "mean"]
+    )

@@ -1,0 +1,510 @@
+"""Statistical disclosure control for every published benchmark figure.
+
+What is published: for each indicator and each cell of the tables (total; kind of body;
+population band; kind × band; region; respondent role), the number of bodies ``n`` and
+the mean value (share of bodies for yes/no indicators), plus quartiles for percentage
+indicators in cells of at least 2k bodies. The unit protected is the body: nothing may
+let a reader learn one body's answer, nor an aggregate of fewer than k bodies.
+
+The method (INSEE's « Règles » for tables and Eurostat's guidelines, adapted):
+
+1. **Primary suppression.** A cell is secret when fewer than ``k`` bodies contribute
+   (default 5, never below 3) or when one body makes more than ``p`` of the cell's value
+   (dominance, default 85 %; for a yes/no indicator: a single "yes").
+2. **Differencing between releases** (minimum query-set size). Each export is a release
+   whose pseudonymised input is kept (:class:`Release`). A cell published in an earlier
+   release of the same edition may be published again only if its set of contributions
+   is identical (then its figures are too) or differs by at least ``k`` bodies with no
+   body above ``p`` of the difference; otherwise it is secret. So two exports that differ
+   by one body never both publish a cell that contains it: subtracting them yields
+   nothing. We chose this over rounding counts to base 5 or adding noise because any
+   deterministic rounding leaks at the edges of its rounding intervals, and noise makes
+   published tables inconsistent with each other.
+3. **Complementary (secondary) suppression.** Tables have margins: a kind's cell is the
+   sum of its kind × band cells, the total the sum of the kinds, of the bands, of the
+   regions and (conservatively) of the two roles. In each such relation that holds
+   exactly one secret cell, a second cell is made secret: the smallest published part
+   not already public through an earlier release (the margin if no part is left),
+   repeated until no relation has a lone secret.
+4. **Linear audit.** The heuristic in 3 does not see overlaps between tables (a region
+   and a kind × band cell can differ by one body). So, per indicator, every published
+   body-level cell, from this release and from earlier ones, is treated as a known sum
+   over bodies' values (a body whose answer changed counts as a new unknown), and we
+   check with linear algebra that no single body's value and no primary or
+   differencing-secret cell is a linear combination of them; if one is, the smallest
+   published cell containing it becomes secret and steps 3–4 run again. Role cells are
+   covered by step 3 only.
+5. **Rounding.** Published values are rounded to ``rounding`` points (default 1);
+   counts are exact. Rounding is stated in every export's metadata.
+
+Residual risks, stated: the pattern of secret cells can itself hint at small groups;
+a cell where every body answered the same (0 % or 100 %) tells each of them the answer,
+as in any frequency table; and the audit checks single bodies, not every group of 2..k-1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.benchmark.aggregate import ALL, DIMENSIONS, TABLES, indicator_columns
+from contacts.db import DomainError
+
+PUBLISHED = "published"
+PRIMARY = "primary"
+DIFFERENCE = "difference"
+SECONDARY = "secondary"
+MIN_K = 3
+ROUNDING_STEPS = (1, 2, 5, 10)
+BODY_DIMS = ("kind", "band", "region")
+_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Disclosure thresholds; refused below the floor the association committed to."""
+
+    k: int = 5
+    dominance: float = 0.85
+    rounding: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or self.k < MIN_K:
+            raise DomainError(
+                "benchmark_threshold",
+                f"Le seuil de diffusion ne peut pas être inférieur à {MIN_K} organismes.",
+            )
+        if not 0.5 <= self.dominance < 1:
+            raise DomainError(
+                "benchmark_threshold",
+                "La règle de dominance doit être comprise entre 50 % et 99 %.",
+            )
+        if self.rounding not in ROUNDING_STEPS:
+            raise DomainError(
+                "benchmark_threshold",
+                "L'arrondi doit être de 1, 2, 5 ou 10 points.",
+            )
+
+
+@dataclass(frozen=True)
+class Release:
+    """What an earlier export published: its pseudonymised input and its published cells."""
+
+    snapshot: Mapping[str, Mapping[str, Any]]
+    published: frozenset[str]
+
+
+def cell_key(indicator: str, kind: str, band: str, region: str, role: str) -> str:
+    return "|".join((indicator, kind, band, region, role))
+
+
+def snapshot_from_frames(
+    bodies: pd.DataFrame, roles: pd.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
+    """Body key → {"g": [kind, band, region], "v": {indicator: value}, "r": {role: {...}}}.
+
+    Values are rounded to 6 decimals so that equality survives a JSON round trip.
+    """
+    indicators = indicator_columns(bodies)
+    snap: dict[str, dict[str, Any]] = {}
+    for rec in bodies.to_dict("records"):
+        values = {i: round(float(rec[i]), 6) for i in indicators if _present(rec.get(i))}
+        snap[str(rec["body"])] = {
+            "g": [rec["kind"], rec["band"], rec["region"]],
+            "v": values,
+            "r": {},
+        }
+    if roles is not None and not roles.empty:
+        role_inds = indicator_columns(roles)
+        for rec in roles.to_dict("records"):
+            values = {i: round(float(rec[i]), 6) for i in role_inds if _present(rec.get(i))}
+            snap.setdefault(
+                str(rec["body"]), {"g": [rec["kind"], rec["band"], rec["region"]], "v": {}, "r": {}}
+            )["r"][rec["role"]] = values
+    return snap
+
+
+def frames_from_snapshot(
+    snapshot: Mapping[str, Mapping[str, Any]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inverse of :func:`snapshot_from_frames` (used to audit against earlier releases)."""
+    body_rows, role_rows = [], []
+    for body, rec in snapshot.items():
+        kind, band, region = rec["g"]
+        groups = {"body": body, "kind": kind, "region": region, "band": band}
+        body_rows.append({**groups, **rec.get("v", {})})
+        for role, values in rec.get("r", {}).items():
+            role_rows.append({**groups, "role": role, **values})
+    cols = ["body", "kind", "region", "band"]
+    bodies = pd.DataFrame.from_records(body_rows) if body_rows else pd.DataFrame(columns=cols)
+    roles = (
+        pd.DataFrame.from_records(role_rows) if role_rows else pd.DataFrame(columns=[*cols, "role"])
+    )
+    return bodies, roles
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _memberships(
+    rec: Mapping[str, Any] | None, tables: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """Every (cell key → value) a body record contributes to."""
+    if rec is None:
+        return {}
+    kind, band, region = rec["g"]
+    groups = {"kind": kind, "band": band, "region": region}
+    out: dict[str, float] = {}
+    for dims in tables:
+        if "role" in dims:
+            for role, values in rec.get("r", {}).items():
+                coords = [groups[d] if d in dims else ALL for d in BODY_DIMS]
+                for ind, v in values.items():
+                    out[cell_key(ind, *coords, role)] = v
+            continue
+        coords = [groups[d] if d in dims else ALL for d in BODY_DIMS]
+        for ind, v in rec.get("v", {}).items():
+            out[cell_key(ind, *coords, ALL)] = v
+    return out
+
+
+def release_differences(
+    previous: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, Mapping[str, Any]],
+    tables: Sequence[Sequence[str]] = TABLES,
+) -> dict[str, list[float]]:
+    """Cell key → the change each differing body makes to the cell's sum between releases."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for body in set(previous) | set(current):
+        old, new = previous.get(body), current.get(body)
+        if old == new:
+            continue
+        before, after = _memberships(old, tables), _memberships(new, tables)
+        for key in before.keys() | after.keys():
+            b, a = before.get(key), after.get(key)
+            if b != a:
+                out[key].append((a or 0.0) - (b or 0.0))
+    return out
+
+
+def _dominated(contributions: Iterable[float], p: float) -> bool:
+    values = [abs(v) for v in contributions]
+    total = sum(values)
+    return total > 0 and max(values) > p * total
+
+
+def protect(
+    cells: pd.DataFrame,
+    bodies: pd.DataFrame,
+    policy: Policy | None = None,
+    *,
+    roles: pd.DataFrame | None = None,
+    releases: Sequence[Release] = (),
+    quantile_indicators: Collection[str] = (),
+    tables: Sequence[Sequence[str]] = TABLES,
+) -> pd.DataFrame:
+    """Apply the rules above to :func:`analytics.benchmark.aggregate.cell_stats` output.
+
+    Returns only publishable columns: indicator, kind, band, region, role, key, status,
+    n, value, q1, median, q3; figures are empty (NaN) where the status is not published.
+    The raw sums and top contributions never leave this function.
+    """
+    policy = policy or Policy()
+    cells = cells.reset_index(drop=True)
+    keys = [cell_key(*row) for row in cells[["indicator", *DIMENSIONS]].itertuples(index=False)]
+    n = cells["n"].to_numpy(dtype=int)
+    total = cells["sum"].to_numpy(dtype=float)
+    top = cells["top"].to_numpy(dtype=float)
+    status = np.full(len(cells), PUBLISHED, dtype=object)
+    dominated = (total > 0) & (top > policy.dominance * total)
+    status[(n < policy.k) | dominated] = PRIMARY
+
+    index = {key: i for i, key in enumerate(keys)}
+    known: set[str] = set()
+    prior_frames = []
+    if releases:
+        current = snapshot_from_frames(bodies, roles)
+        for release in releases:
+            diffs = release_differences(release.snapshot, current, tables)
+            for key in release.published:
+                i = index.get(key)
+                if i is None or status[i] != PUBLISHED:
+                    continue
+                changes = diffs.get(key)
+                if not changes:
+                    known.add(key)
+                elif len(changes) < policy.k or _dominated(changes, policy.dominance):
+                    status[i] = DIFFERENCE
+            prior_frames.append((frames_from_snapshot(release.snapshot)[0], release.published))
+
+    current_index = _FrameIndex(bodies, tables)
+    position = {b: i for i, b in enumerate(current_index.bodies)}
+    priors = []
+    for frame, published in prior_frames:
+        prior_index = _FrameIndex(frame, tables)
+        to_current = np.array([position.get(b, -1) for b in prior_index.bodies], dtype=int)
+        priors.append((prior_index, to_current, published))
+
+    all_coords = list(cells[list(DIMENSIONS)].itertuples(index=False, name=None))
+    with _small_blas():
+        for indicator, positions in cells.groupby("indicator", sort=False).indices.items():
+            _complete(
+                indicator,
+                list(positions),
+                all_coords,
+                keys,
+                n,
+                status,
+                known,
+                current_index,
+                priors,
+            )
+
+    out = cells[["indicator", *DIMENSIONS]].copy()
+    out["key"] = keys
+    out["status"] = status
+    shown = status == PUBLISHED
+    out["n"] = pd.Series(n, dtype="Int64").where(shown)
+    out["value"] = np.where(
+        shown, _round(cells["mean"].to_numpy(dtype=float), policy.rounding), np.nan
+    )
+    with_quartiles = (
+        shown & cells["indicator"].isin(list(quantile_indicators)).to_numpy() & (n >= 2 * policy.k)
+    )
+    for col in ("q1", "median", "q3"):
+        out[col] = np.where(
+            with_quartiles, _round(cells[col].to_numpy(dtype=float), policy.rounding), np.nan
+        )
+    return out
+
+
+def _small_blas() -> contextlib.AbstractContextManager[Any]:
+    """One BLAS thread for the audit's many small matrices.
+
+    Threaded OpenBLAS on a busy machine makes a 75×75 eigendecomposition 50× slower;
+    ``threadpoolctl`` (optional) turns threading off for the duration.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - works without it, only slower
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _round(values: np.ndarray, step: int) -> np.ndarray:
+    return np.floor(values / step + 0.5) * step
+
+
+# --- complementary suppression and audit -------------------------------------------------
+
+
+def relations_for(coords: Sequence[tuple[str, ...]]) -> list[tuple[int, list[int]]]:
+    """(margin, parts) position lists: the margin's value is the sum of its parts'.
+
+    ``coords`` are the (kind, band, region, role) of the cells of one indicator.
+    """
+    where = {c: i for i, c in enumerate(coords)}
+    groups: dict[tuple[int, tuple[str, ...]], list[int]] = defaultdict(list)
+    for i, c in enumerate(coords):
+        for d in range(len(DIMENSIONS)):
+            if c[d] != ALL:
+                margin = (*c[:d], ALL, *c[d + 1 :])
+                if margin in where:
+                    groups[(d, margin)].append(i)
+    return [(where[margin], parts) for (_, margin), parts in sorted(groups.items())]
+
+
+def _complete(
+    indicator: str,
+    positions: list[int],
+    all_coords: list[tuple[str, ...]],
+    keys: list[str],
+    n: np.ndarray,
+    status: np.ndarray,
+    known: set[str],
+    current: _FrameIndex,
+    priors: list[tuple[_FrameIndex, np.ndarray, frozenset[str]]],
+) -> None:
+    coords = [all_coords[p] for p in positions]
+    relations = [
+        (positions[m], [positions[p] for p in parts]) for m, parts in relations_for(coords)
+    ]
+    audit = _Audit(indicator, positions, coords, current, priors)
+    for _ in range(len(positions) + 1):
+        _secondary(relations, keys, n, status, known)
+        extra = audit.unsafe(status, n, relations)
+        if extra is None:
+            return
+        status[extra] = SECONDARY
+
+
+def _secondary(
+    relations: list[tuple[int, list[int]]],
+    keys: list[str],
+    n: np.ndarray,
+    status: np.ndarray,
+    known: set[str],
+) -> None:
+    """Give every relation with a lone secret cell a second one, until none is left."""
+    changed = True
+    while changed:
+        changed = False
+        for margin, parts in relations:
+            members = [margin, *parts]
+            secret = [m for m in members if status[m] != PUBLISHED]
+            if len(secret) != 1:
+                continue
+            candidates = [p for p in parts if status[p] == PUBLISHED]
+            if not candidates:
+                candidates = [margin]
+            pick = min(candidates, key=lambda p: (keys[p] in known, n[p], keys[p]))
+            status[pick] = SECONDARY
+            changed = True
+
+
+class _FrameIndex:
+    """Row positions of a bodies frame per body-level cell, computed once per frame."""
+
+    def __init__(self, frame: pd.DataFrame, tables: Sequence[Sequence[str]]) -> None:
+        self.frame = frame
+        self.bodies = frame["body"].astype(str).to_numpy() if not frame.empty else np.array([])
+        self.cells: dict[tuple[str, str, str], np.ndarray] = {}
+        if frame.empty:
+            return
+        for dims in tables:
+            if "role" in dims:
+                continue
+            if not dims:
+                self.cells[(ALL, ALL, ALL)] = np.arange(len(frame))
+                continue
+            for values, rows in frame.groupby(list(dims), sort=False).indices.items():
+                values = values if isinstance(values, tuple) else (values,)
+                named = dict(zip(dims, values, strict=True))
+                self.cells[tuple(named.get(d, ALL) for d in BODY_DIMS)] = np.asarray(rows)
+
+    def values(self, indicator: str) -> np.ndarray:
+        if indicator not in self.frame:
+            return np.full(len(self.frame), np.nan)
+        return np.round(self.frame[indicator].to_numpy(dtype=float), 6)
+
+
+class _Audit:
+    """Linear audit of one indicator's body-level cells (see step 4 in the module doc).
+
+    Unknowns (columns) are the current bodies' values, plus one per body whose value in
+    an earlier release differs from today's. Known sums (rows) are the published cells.
+    """
+
+    def __init__(
+        self,
+        indicator: str,
+        positions: list[int],
+        coords: list[tuple[str, ...]],
+        current: _FrameIndex,
+        priors: list[tuple[_FrameIndex, np.ndarray, frozenset[str]]],
+    ) -> None:
+        values = current.values(indicator)
+        present = ~np.isnan(values)
+        self.width = len(values)
+        self.positions = [p for p, c in zip(positions, coords, strict=True) if c[3] == ALL]
+        self.members: dict[int, np.ndarray] = {}
+        empty = np.array([], dtype=int)
+        for p, c in zip(positions, coords, strict=True):
+            if c[3] == ALL:
+                rows = current.cells.get(c[:3], empty)
+                self.members[p] = rows[present[rows]]
+        self.current_cols = self.width
+        prior_rows: dict[bytes, np.ndarray] = {}
+        for prior, to_current, published in priors:
+            old = prior.values(indicator)
+            cols = np.full(len(old), -1, dtype=int)
+            mapped = to_current >= 0
+            same = np.zeros(len(old), dtype=bool)
+            same[mapped] = np.abs(values[to_current[mapped]] - old[mapped]) < 1e-6
+            cols[same] = to_current[same]
+            changed = np.nonzero(~same & ~np.isnan(old))[0]
+            cols[changed] = np.arange(self.width, self.width + len(changed))
+            self.width += len(changed)
+            for key in published:
+                ind, kind, band, region, role = key.split("|")
+                if ind != indicator or role != ALL:
+                    continue
+                rows = prior.cells.get((kind, band, region), empty)
+                rows = rows[~np.isnan(old[rows])]
+                row = np.sort(cols[rows])
+                prior_rows.setdefault(row.tobytes(), row)
+        self.prior_rows = list(prior_rows.values())
+        self._baseline: set[int] | None = None
+
+    def _basis(self, rows: list[np.ndarray]) -> np.ndarray:
+        unique = list({r.tobytes(): r for r in rows if len(r)}.values())
+        if not unique or self.width == 0:
+            return np.zeros((0, self.width))
+        matrix = np.zeros((len(unique), self.width))
+        for i, cols in enumerate(unique):
+            matrix[i, cols] = 1.0
+        w, u = np.linalg.eigh(matrix @ matrix.T)
+        keep = w > _TOL * max(1.0, float(w.max(initial=0.0)))
+        return (u[:, keep].T @ matrix) / np.sqrt(w[keep])[:, None]
+
+    @staticmethod
+    def _determined(basis: np.ndarray) -> set[int]:
+        if basis.size == 0:
+            return set()
+        diag = (basis**2).sum(axis=0)
+        return {int(c) for c in np.nonzero(diag > 1 - 1e-6)[0]}
+
+    def unsafe(
+        self, status: np.ndarray, n: np.ndarray, relations: list[tuple[int, list[int]]]
+    ) -> int | None:
+        """A published cell to make secret, or None when nothing can be derived."""
+        if self._baseline is None:
+            self._baseline = self._determined(self._basis(self.prior_rows))
+        published = [p for p in self.positions if status[p] == PUBLISHED]
+        basis = self._basis([self.members[p] for p in published] + self.prior_rows)
+        revealed = self._determined(basis) - self._baseline
+        for col in sorted(revealed):
+            holders = [p for p in published if col in self.members[p]]
+            if holders:
+                return min(holders, key=lambda p: (n[p], p))
+            # Revealed only by combining with an earlier release: find the current cell
+            # whose withdrawal breaks the combination, smallest first.
+            for q in sorted(published, key=lambda p: (n[p], p)):
+                rest = [self.members[p] for p in published if p != q] + self.prior_rows
+                if col not in self._determined(self._basis(rest)):
+                    return q
+        if basis.size == 0:
+            return None
+        for p in self.positions:
+            if status[p] not in (PRIMARY, DIFFERENCE) or len(self.members[p]) == 0:
+                continue
+            vector = np.zeros(self.width)
+            vector[self.members[p]] = 1.0
+            projected = basis @ vector
+            if float(vector @ vector - projected @ projected) < 1e-6 * float(vector @ vector):
+                neighbours = {q for m, parts in relations if p in (m, *parts) for q in (m, *parts)}
+                holders = [q for q in published if q in neighbours] or [
+                    q for q in published if np.intersect1d(self.members[q], self.members[p]).size
+                ]
+                if holders:
+                    return min(holders, key=lambda q: (n[q], q))
+        return None
+
+
+def published_keys(protected: pd.DataFrame) -> frozenset[str]:
+    return frozenset(protected.loc[protected["status"] == PUBLISHED, "key"])
+
+
+def make_release(
+    bodies: pd.DataFrame, roles: pd.DataFrame | None, protected: pd.DataFrame
+) -> Release:
+    """The record of an export, to store and pass to the next :func:`protect`."""
+    return Release(snapshot_from_frames(bodies, roles), published_keys(protected))
