@@ -258,10 +258,10 @@ def _qp_lines(text: str) -> bytes:
     return qp.replace(b"\n", b"\r\n")
 
 
-def _encode_body(text: str, encoding: Encoding) -> bytes:
+def _encode_body(text: str | bytes, encoding: Encoding) -> bytes:
     if encoding == "base64":
-        return _b64_lines(text.encode("utf-8"))
-    return _qp_lines(text)
+        return _b64_lines(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return _qp_lines(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
 def _part_header(content_type: str, encoding: Encoding) -> bytes:
@@ -422,8 +422,8 @@ class MessageTemplate:
         to_email: str,
         to_name: str,
         message_id: str,
-        html: str | None,
-        text: str,
+        html: str | bytes | None,
+        text: str | bytes,
         unsubscribe_url: str | None,
         unsubscribe_mailto: str | None = None,
         *,
@@ -431,8 +431,9 @@ class MessageTemplate:
     ) -> MessageBytes:
         """The final message bytes for one recipient (CRLF, 7-bit, DKIM-signed if configured).
 
-        ``html`` and ``text`` are the already personalised bodies; ``html`` may be None or
-        empty for a text-only message. ``subject`` overrides the template's subject (a
+        ``html`` and ``text`` are the already personalised bodies (``str``, or UTF-8
+        ``bytes`` if the caller personalised in bytes); ``html`` may be None or empty for a
+        text-only message. ``subject`` overrides the template's subject (a
         personalised one, or a test send's ``[TEST]`` prefix). Raises HeaderValueError for
         an address, Message-ID or URL that cannot be put in a header safely.
         """

@@ -366,3 +366,10 @@ def test_any_input_gives_a_well_formed_message(name, subject, text, html):
         assert plain == expected_text
     else:  # a single part's last line end belongs to its content
         assert plain in (expected_text, expected_text + "\n")
+
+
+def test_bodies_given_as_utf8_bytes_give_the_same_message_as_text():
+    template = make_template()
+    as_text = render(template)
+    as_bytes = render(template, html=HTML.encode(), text=TEXT.encode())
+    assert as_bytes.split(b"\r\n\r\n", 1)[1] == as_text.split(b"\r\n\r\n", 1)[1]
