@@ -130,7 +130,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 continue
             view = app.view_functions[rule.endpoint]
             if "---" in (view.__doc__ or ""):
-                spec.path(view=view, app=app)
+                try:
+                    spec.path(view=view, app=app)
+                except Exception as exc:  # a YAML slip in one docstring: name the route
+                    raise RuntimeError(f"OpenAPI docstring of {rule.endpoint}: {exc}") from exc
     document = spec.to_dict()
     document["security"] = [{"bearer": []}]
     # The spec's paths are relative to the server URL above.
@@ -140,10 +143,17 @@ def build_spec(app: Flask) -> dict[str, Any]:
     return document
 
 
-def init_app(app: Flask) -> None:
+def _import_resources() -> None:
+    """Import every resource module once, before any app registers the blueprint."""
     for name in RESOURCE_MODULES:
         module = f"webapp.api.{name}"
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
+
+
+def init_app(app: Flask) -> None:
     csrf.exempt(bp)  # bearer tokens, never cookies: nothing for a forged form to ride on
     app.register_blueprint(bp)
+
+
+_import_resources()
