@@ -168,6 +168,17 @@ class DkimSigner:
         return f"{self.selector}._domainkey.{self.domain}"
 
 
+def signer_for(domain: str, selector: str, private_key_pem: str | bytes) -> DkimSigner | None:
+    """The body's signer when it configured DKIM (selector and key both set), else None.
+
+    Raises DkimError when the configuration is set but unusable, so a bad key is reported
+    when the campaign starts, not silently sent unsigned.
+    """
+    if not (selector or "").strip() or not (private_key_pem or "").strip():
+        return None
+    return DkimSigner(domain, selector.strip(), private_key_pem)
+
+
 def _as_bytes(pem: str | bytes) -> bytes:
     return pem.encode("ascii") if isinstance(pem, str) else pem
 

@@ -173,3 +173,11 @@ def test_a_selector_with_a_semicolon_is_refused(private_key):
 )
 def test_relaxed_body_canonicalisation_follows_rfc6376(body, canonical):
     assert relaxed_body(body) == canonical
+
+
+def test_a_body_without_selector_or_key_gets_no_signer(private_key):
+    from campaigns.dkim import signer_for
+
+    assert signer_for(DOMAIN, "", private_key) is None
+    assert signer_for(DOMAIN, "crieur2026", "") is None
+    assert signer_for(DOMAIN, "crieur2026", private_key).selector == "crieur2026"
