@@ -31,6 +31,7 @@ import codecs
 import csv
 import datetime as dt
 import enum
+import hashlib
 import io
 import os
 import re
@@ -231,10 +232,12 @@ class ImportReader:
     """A file opened for import. File-level problems raise in the constructor.
 
     ``total_rows`` is the exact count of non-blank data rows for CSV (from a first
-    parsing pass, which also finds malformed files before anything is imported) and the
-    sheet's declared size for XLSX. Iterating yields one :class:`RowResult` per
-    non-blank row; it may raise :class:`ImportFileError` only for an XLSX whose declared
-    size lied (too many rows, corrupt XML), which the job must treat as a failed import.
+    parsing pass, which also finds malformed files before anything is imported); for
+    XLSX it is exact for small sheets, else the sheet's declared size, or None when the
+    sheet declares none. Iterating yields one :class:`RowResult` per non-blank row; it
+    may raise :class:`ImportFileError` only for an XLSX whose declared size lied (too many
+    rows) or whose XML is corrupt further down, which the job must treat as a failed
+    import (roll back, or mark the batch failed).
     """
 
     def __init__(
@@ -377,6 +380,21 @@ def report_rows(results: Iterable[RowResult]) -> Iterator[list[Any]]:
 
 REPORT_HEADER = ["Ligne", "Valeur", "Motif"]
 
+# Reasons the import job adds for checks that need the database, worded like the others.
+REASON_ALREADY_IN_LIST = "Déjà dans cette liste"
+REASON_SUPPRESSED = (
+    "Adresse bloquée (désinscription, adresse en erreur ou effacement) : jamais réimportée"
+)
+
+
+def file_sha256(source: FileSource) -> str:
+    """Checksum of the uploaded file, kept as consent evidence (``ImportBatch.sha256``)."""
+    digest = hashlib.sha256()
+    with _open_binary(source) as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 # ---------------------------------------------------------------------------- sniffing
 
@@ -397,10 +415,11 @@ def _sniff(source: FileSource, limits: Limits) -> tuple[FileFormat, int]:
     """Size, kind and encoding; refuses what cannot be a contact file."""
     size = _size(source)
     if size > limits.max_bytes:
+        mb = limits.max_bytes / (1024 * 1024)
+        shown = f"{mb:.0f} Mo" if mb >= 1 else f"{limits.max_bytes // 1024} Ko"
         raise ImportFileError(
             "file_too_large",
-            f"Le fichier dépasse la taille maximale ({limits.max_bytes // (1024 * 1024)} Mo). "
-            "Découpez-le en plusieurs fichiers.",
+            f"Le fichier dépasse la taille maximale ({shown}). Découpez-le en plusieurs fichiers.",
         )
     if size == 0:
         raise _empty()
@@ -459,7 +478,10 @@ def _check_xlsx_zip(source: FileSource, limits: Limits) -> None:
         with _open_binary(source) as f, zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
             names = {i.filename for i in infos}
-            mimetype = zf.read("mimetype")[:100] if "mimetype" in names else b""
+            mimetype = b""
+            if "mimetype" in names:
+                with zf.open("mimetype") as member:
+                    mimetype = member.read(100)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         raise _corrupt() from None
     if "xl/workbook.xml" not in names:
@@ -747,6 +769,8 @@ def _find_header(
     candidates = rows[:_HEADER_SEARCH_ROWS]
     if header_row is not None:
         candidates = [(n, r) for n, r in rows if n == header_row] if header_row else []
+        if header_row and not candidates:
+            raise ImportFileError("invalid_format", "Ligne des titres introuvable.")
     else:
         for k, (n, r) in enumerate(candidates):
             if _looks_like_data(r):

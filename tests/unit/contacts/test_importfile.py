@@ -15,6 +15,7 @@ from contacts.importfile import (
     ImportReader,
     Limits,
     RowStatus,
+    file_sha256,
     guess_mapping,
     iter_rows,
     preview,
@@ -396,6 +397,12 @@ def test_reader_reuses_the_previewed_format_and_a_chosen_mapping(data_file):
     assert (rows[2].first_name, rows[2].last_name, rows[2].fields) == ("Lefèvre", "Marie", {})
 
 
+def test_reader_refuses_a_header_row_that_is_not_there(data_file):
+    with pytest.raises(ImportFileError) as exc:
+        ImportReader(data_file("utf8-bom.csv"), fmt=FileFormat("csv", "utf-8-sig", ",", 40))
+    assert exc.value.code == "invalid_format"
+
+
 def test_reader_refuses_a_format_of_another_kind(data_file):
     with pytest.raises(ImportFileError):
         ImportReader(data_file("contacts.xlsx"), fmt=FileFormat("csv", "utf-8", ";"))
@@ -588,3 +595,10 @@ def test_xlsx_over_the_row_limit_is_refused_before_any_row():
     with pytest.raises(ImportFileError) as exc:
         iter_rows(data, limits=Limits(max_rows=20))
     assert exc.value.code == "too_many_rows"
+
+
+def test_file_checksum_is_the_sha256_of_the_bytes(data_file):
+    import hashlib
+
+    path = data_file("contacts.xlsx")
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
