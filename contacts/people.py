@@ -142,6 +142,77 @@ def get_or_create_contact(
     return contact, False
 
 
+def bulk_create_contacts(org_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new contacts in one multi-row INSERT; returns ``{email: id}`` for all of them.
+
+    ``rows`` hold already normalised ``email``, cleaned ``first_name``, ``last_name`` and
+    ``fields``, for addresses checked absent and not suppressed. An address inserted
+    meanwhile by another request is skipped by ``ON CONFLICT DO NOTHING`` and looked up.
+    """
+    if not rows:
+        return {}
+    from contacts.db import utcnow
+
+    now = utcnow()
+    values = [
+        {
+            "organisation_id": org_id,
+            "email": r["email"],
+            "first_name": r.get("first_name", ""),
+            "last_name": r.get("last_name", ""),
+            "fields": r.get("fields") or {},
+            "status": ContactStatus.ACTIVE,
+            "created_at": now,
+        }
+        for r in rows
+    ]
+    table = Contact.__table__
+    insert = _dialect_insert()
+    if insert is None:
+        db.session.execute(table.insert(), values)
+        return ids_by_email(org_id, [r["email"] for r in rows])
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["organisation_id", "email"])
+        .returning(table.c.id, table.c.email)
+    )
+    found = {email: cid for cid, email in db.session.execute(stmt, values)}
+    missing = [r["email"] for r in rows if r["email"] not in found]
+    if missing:
+        found.update(ids_by_email(org_id, missing))
+    return found
+
+
+def _dialect_insert() -> Any:
+    name = db.session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert
+    return None
+
+
+def ids_by_email(org_id: int, emails: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i in range(0, len(emails), 1000):
+        part = emails[i : i + 1000]
+        found.update(
+            {
+                email: cid
+                for cid, email in db.session.execute(
+                    select(Contact.id, Contact.email).where(
+                        Contact.organisation_id == org_id, Contact.email.in_(part)
+                    )
+                )
+            }
+        )
+    return found
+
+
 EDITABLE = ("first_name", "last_name", "fields")
 
 
