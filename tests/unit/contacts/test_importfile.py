@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import csv
 import io
 import re
 import zipfile
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contacts.emails import validate_email
 from contacts.importfile import (
@@ -602,3 +605,30 @@ def test_file_checksum_is_the_sha256_of_the_bytes(data_file):
 
     path = data_file("contacts.xlsx")
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------ properties
+
+# Printable Windows-1252 text with line breaks and tabs (control characters are dropped
+# on import, which the expectation below does not model).
+_CP1252_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="cp1252", exclude_categories=("Cc", "Cf")), st.sampled_from("\t\r\n ")
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(_CP1252_TEXT, min_size=1, max_size=8))
+def test_any_excel_csv_round_trips_names_and_row_numbers(names):
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["Courriel", "Prénom"])
+    for i, name in enumerate(names):
+        writer.writerow([f"p{i}@mairie.fr", name])
+    rows = rows_of(buf.getvalue().encode("cp1252"))
+    assert [(n, r.email) for n, r in rows.items()] == [
+        (i + 2, f"p{i}@mairie.fr") for i in range(len(names))
+    ]
+    assert [r.first_name for r in rows.values()] == [" ".join(n.split())[:200] for n in names]
