@@ -11,6 +11,7 @@ import threading
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
+from campaigns.dkim import signer_for
 from campaigns.message import Attachment, build_simple_message
 from campaigns.models import OutboxMessage
 from campaigns.smtp import SendResult, Transport, transport_from_url
@@ -102,6 +103,7 @@ def send_transactional(
         org_domain=org.mail_domain,
         unsubscribe_url=unsubscribe_url,
         attachment=attachment,
+        dkim=signer_for(org.mail_domain, org.dkim_selector, org.dkim_private_key),
     )
     transport = transport_for(org, smtp_url, connections=1)
     return transport.send(org.from_address, [to_email], raw)

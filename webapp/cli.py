@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -88,14 +89,22 @@ def demo_command(if_empty: bool) -> None:
     """Seed a demo body with users, lists, contacts and campaigns; print the sign-ins."""
     from webapp.demo import seed_demo
 
+    accounts = Path(current_app.instance_path) / "demo-accounts.txt"
     credentials = seed_demo(only_if_empty=if_empty)
     db.session.commit()
     if not credentials:
-        click.echo("Démo déjà en place (rien à faire).")
+        if accounts.exists():
+            click.echo(f"Démo déjà en place. Comptes de démonstration ({accounts}) :")
+            click.echo(accounts.read_text().rstrip())
+        else:
+            click.echo("Des organismes existent déjà : pas de démo ajoutée.")
         return
+    lines = [f"  {role:<9} {email:<32} {password}" for role, email, password in credentials]
+    fd = os.open(accounts, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
     click.echo("Comptes de démonstration :")
-    for role, email, password in credentials:
-        click.echo(f"  {role:<9} {email:<32} {password}")
+    click.echo("\n".join(lines))
 
 
 @click.group("org")
