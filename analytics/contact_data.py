@@ -148,3 +148,32 @@ def forget_contact(org_id: int, contact_id: int, email: str) -> None:
                 OutboxMessage.organisation_id == org_id, OutboxMessage.recipients == email
             )
         )
+
+
+def full_export(org_id: int, contact_id: int) -> dict[str, Any]:
+    """The GDPR access export: the contact side (``contacts.gdpr``) plus campaigns' data."""
+    from contacts import gdpr
+
+    data = gdpr.export_contact(org_id, contact_id)
+    data.update(contact_activity(org_id, contact_id))
+    return data
+
+
+def erase_everywhere(
+    org_id: int,
+    contact_id: int,
+    secret: str | bytes,
+    *,
+    actor_user_id: int | None = None,
+    api_token_id: int | None = None,
+):
+    """GDPR erasure across packages: campaigns' traces first, then the contact itself."""
+    from contacts import gdpr
+    from contacts.people import get_contact
+
+    contact = get_contact(org_id, contact_id)
+    if contact is not None and contact.status != "erased":
+        forget_contact(org_id, contact.id, contact.email)
+    return gdpr.erase_contact(
+        org_id, contact_id, secret, actor_user_id=actor_user_id, api_token_id=api_token_id
+    )

@@ -1,0 +1,539 @@
+"""Imports, database side: the stored file, the batch record and the job that fills a list.
+
+Reading the file (sniffing, mapping, per-row validation) is ``contacts.importfile``'s;
+this module stores the upload (SHA-256, uploader, attestation: the ledger's evidence for
+every address it brings), then streams the reader's rows in chunks:
+
+- one query per chunk finds existing contacts, their subscriptions on the list and the
+  suppressed addresses (by hash); new contacts, subscriptions and ledger rows are written
+  with multi-row INSERTs, so PostgreSQL and SQLite both take ~1,000 rows per round trip;
+- a suppressed address is never re-added, a person who left the list is not put back,
+  and an address already on the list counts as a duplicate;
+- each chunk is committed with the batch's progress (``processed_rows``), so the progress
+  bar moves and SQLite's write lock is released between chunks.
+
+A file that cannot be read fails before any row is written (the reader checks the whole
+CSV first; an XLSX is walked once before the import for the same reason), with one
+message in ``ImportBatch.error``. Row problems go to the per-row report and never stop
+the import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from contacts import consent, people, suppression
+from contacts.db import DomainError, db, get_scoped, scoped, utcnow
+from contacts.importfile import (
+    LIMITS,
+    ColumnMapping,
+    FileFormat,
+    ImportFileError,
+    ImportReader,
+    Limits,
+    RowResult,
+    RowStatus,
+    safe_filename,
+)
+from contacts.lists import field_key
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    ImportBatch,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 1000
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+ALLOWED_EXTENSIONS = {"csv", "txt", "tsv", "xlsx"}
+
+
+class ImportStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+# Kinds of report lines; the API's "rejected" leaves out duplicates and warnings.
+INVALID, DUPLICATE, SUPPRESSED, WITHDRAWN, WARNING = (
+    "invalid",
+    "duplicate",
+    "suppressed",
+    "withdrawn",
+    "warning",
+)
+KIND_LABELS = {
+    INVALID: "adresse invalide",
+    DUPLICATE: "doublon",
+    SUPPRESSED: "adresse bloquée",
+    WITHDRAWN: "désinscription",
+    WARNING: "importé avec remarque",
+}
+SUPPRESSED_REASON = (
+    "Adresse sur la liste d'opposition (désinscription, échec définitif ou effacement) : "
+    "jamais réimportée"
+)
+ON_LIST_REASON = "Déjà inscrit sur cette liste"
+
+
+# ---------------------------------------------------------------------------- the upload
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    upload_id: str
+    path: Path
+    filename: str
+    sha256: str
+    size: int
+
+
+def upload_folder(root: Path | str, org_id: int) -> Path:
+    return Path(root) / str(int(org_id))
+
+
+def store_upload(
+    root: Path | str, org_id: int, stream: IO[bytes], filename: str, max_bytes: int
+) -> StoredFile:
+    """Copy an uploaded file under ``root/<org_id>/``, hashing it on the way.
+
+    The stored name is random (the person's file name is kept for display only, made
+    safe). Over ``max_bytes`` the partial copy is deleted and ``file_too_large`` raised.
+    """
+    name = safe_filename(filename or "", "import.csv")
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else "csv"
+    ext = ext if ext in ALLOWED_EXTENSIONS else "dat"
+    folder = upload_folder(root, org_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    upload_id = uuid.uuid4().hex
+    path = folder / f"{upload_id}.{ext}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ImportFileError(
+                        "file_too_large",
+                        f"Le fichier dépasse la taille maximale "
+                        f"({max(max_bytes // (1024 * 1024), 1)} Mo). "
+                        "Découpez-le en plusieurs fichiers.",
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return StoredFile(upload_id, path, name, digest.hexdigest(), size)
+
+
+def find_upload(root: Path | str, org_id: int, upload_id: str) -> Path | None:
+    """The stored file of an upload id from a form, only inside the body's own folder."""
+    if not UPLOAD_ID.match(upload_id or ""):
+        return None
+    folder = upload_folder(root, org_id)
+    for ext in (*ALLOWED_EXTENSIONS, "dat"):
+        path = folder / f"{upload_id}.{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discard_upload(path: Path | str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- the batch
+
+
+def create_import(
+    org_id: int,
+    list_id: int,
+    *,
+    source: str,
+    legal_basis: str,
+    attestation: str,
+    stored: StoredFile | None,
+    filename: str = "",
+    uploaded_by_id: int | None = None,
+    api_token_id: int | None = None,
+    mapping: ColumnMapping | None = None,
+    fmt: FileFormat | None = None,
+    error: ImportFileError | None = None,
+) -> ImportBatch:
+    """Record an import of a stored file into a list; the job is enqueued by the caller.
+
+    With ``error`` (the upload itself was refused, e.g. too large) the batch is created
+    already ``failed``, so the refusal shows in the import history and the API.
+    """
+    mlist = get_scoped(MailingList, org_id, list_id)
+    if mlist is None:
+        raise DomainError("not_found", "Liste introuvable.", status=404)
+    consent.check_source(source)
+    consent.check_legal_basis(legal_basis)
+    if source == "api":
+        raise DomainError("invalid_source", "Indiquez d'où vient le fichier.")
+    attestation = " ".join(str(attestation or "").split())
+    if not attestation:
+        raise DomainError(
+            "attestation_required",
+            "Indiquez d'où vient le fichier et sur quelle base ces personnes ont accepté "
+            "de recevoir vos messages.",
+        )
+    if len(attestation) > 2000:
+        raise DomainError("too_long", "Attestation : 2 000 caractères au plus.")
+    batch = ImportBatch(
+        organisation_id=org_id,
+        list_id=mlist.id,
+        filename=(stored.filename if stored else safe_filename(filename, "import"))[:255],
+        file_path=str(stored.path) if stored else "",
+        sha256=stored.sha256 if stored else "",
+        uploaded_by_id=uploaded_by_id,
+        api_token_id=api_token_id,
+        source=source,
+        legal_basis=legal_basis,
+        attestation=attestation,
+        mapping={
+            "columns": mapping.to_dict() if mapping else None,
+            "format": fmt.to_dict() if fmt else None,
+        },
+        status=ImportStatus.FAILED if error else ImportStatus.PENDING,
+        error=error.message if error else "",
+        finished_at=utcnow() if error else None,
+    )
+    db.session.add(batch)
+    db.session.flush()
+    return batch
+
+
+def get_import(org_id: int, batch_id: int) -> ImportBatch | None:
+    return get_scoped(ImportBatch, org_id, batch_id)
+
+
+def list_imports(org_id: int, limit: int = 50, offset: int = 0) -> list[ImportBatch]:
+    return list(
+        db.session.scalars(
+            scoped(ImportBatch, org_id).order_by(ImportBatch.id.desc()).limit(limit).offset(offset)
+        )
+    )
+
+
+def rejected_for_api(batch: ImportBatch) -> list[dict[str, Any]]:
+    """CONTRACT's ``rejected``: rows not imported for a reason other than being a duplicate."""
+    return [
+        {"row": e["row"], "reason": e["reason"]}
+        for e in batch.rejected or []
+        if e.get("kind") not in (DUPLICATE, WARNING)
+    ]
+
+
+def import_as_dict(batch: ImportBatch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "list_id": batch.list_id,
+        "status": batch.status,
+        "total_rows": batch.total_rows,
+        "processed_rows": batch.processed_rows,
+        "imported": batch.imported,
+        "duplicates": batch.duplicates,
+        "rejected": rejected_for_api(batch),
+        "error": batch.error or None,
+        "filename": batch.filename,
+        "sha256": batch.sha256,
+        "source": batch.source,
+        "legal_basis": batch.legal_basis,
+        "created_at": batch.created_at.isoformat() if batch.created_at else None,
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+    }
+
+
+REPORT_HEADER = ["Ligne", "Valeur", "Motif", "Type"]
+
+
+def report_rows(batch: ImportBatch) -> Iterator[list[Any]]:
+    """Lines of the downloadable report (written through ``contacts.spreadsheet``)."""
+    for e in batch.rejected or []:
+        yield [e["row"], e.get("value", ""), e["reason"], KIND_LABELS.get(e.get("kind"), "")]
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+@dataclass
+class _Progress:
+    processed: int = 0
+    imported: int = 0
+    duplicates: int = 0
+
+
+def process_import(
+    org_id: int,
+    batch_id: int,
+    *,
+    secret: str | bytes,
+    limits: Limits = LIMITS,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportBatch | None:
+    """Run a pending import to the end; commits per chunk (see the module docstring).
+
+    Only a ``pending`` batch runs: a second delivery of the job message finds it running
+    or finished and does nothing. Returns the batch, or None when there is nothing to do.
+    """
+    batch = get_import(org_id, batch_id)
+    if batch is None or batch.status != ImportStatus.PENDING:
+        return None
+    batch.status = ImportStatus.RUNNING
+    db.session.commit()
+    report: list[dict[str, Any]] = []
+    progress = _Progress()
+    try:
+        mlist = db.session.get(MailingList, batch.list_id)
+        if mlist is None or mlist.organisation_id != org_id:
+            raise ImportFileError("list_gone", "La liste a été supprimée.")
+        reader = _open_reader(batch, mlist, limits)
+        if reader.format.kind == "xlsx":
+            # Walk the workbook once before writing anything: a sheet whose declared
+            # size lies, or whose XML breaks halfway, then fails with nothing imported.
+            batch.total_rows = sum(1 for _ in reader)
+        else:
+            batch.total_rows = reader.total_rows or 0
+        _add_new_fields(mlist, reader.mapping)
+        db.session.commit()
+        rows = iter(reader)
+        while chunk := list(islice(rows, chunk_rows)):
+            _import_chunk(org_id, batch, mlist, chunk, secret, report, progress)
+            batch.processed_rows = progress.processed
+            batch.imported = progress.imported
+            batch.duplicates = progress.duplicates
+            db.session.commit()
+    except ImportFileError as exc:
+        db.session.rollback()
+        return _fail(org_id, batch_id, exc.message, report, progress)
+    except Exception:
+        db.session.rollback()
+        log.exception("import %s failed", batch_id)
+        _fail(
+            org_id,
+            batch_id,
+            "L'import s'est arrêté sur une erreur interne après "
+            f"{progress.processed} lignes ; l'équipe technique a été prévenue.",
+            report,
+            progress,
+        )
+        raise
+    report.sort(key=lambda e: e["row"])
+    batch.status = ImportStatus.DONE
+    batch.rejected = report
+    batch.processed_rows = progress.processed
+    batch.total_rows = max(batch.total_rows, progress.processed)
+    batch.finished_at = utcnow()
+    db.session.commit()
+    return batch
+
+
+def _fail(
+    org_id: int, batch_id: int, message: str, report: list[dict[str, Any]], progress: _Progress
+) -> ImportBatch | None:
+    batch = get_import(org_id, batch_id)
+    if batch is None:
+        return None
+    batch.status = ImportStatus.FAILED
+    batch.error = message
+    batch.rejected = report
+    batch.processed_rows = progress.processed
+    batch.imported = progress.imported
+    batch.duplicates = progress.duplicates
+    batch.finished_at = utcnow()
+    db.session.commit()
+    return batch
+
+
+def _open_reader(batch: ImportBatch, mlist: MailingList, limits: Limits) -> ImportReader:
+    if not batch.file_path or not Path(batch.file_path).is_file():
+        raise ImportFileError("file_missing", "Le fichier importé n'est plus disponible.")
+    saved = batch.mapping or {}
+    mapping = ColumnMapping.from_dict(saved["columns"]) if saved.get("columns") else None
+    fmt = FileFormat.from_dict(saved["format"]) if saved.get("format") else None
+    return ImportReader(
+        batch.file_path,
+        mapping,
+        fmt=fmt,
+        limits=limits,
+        known_fields=list(mlist.custom_fields or []),
+    )
+
+
+def _add_new_fields(mlist: MailingList, mapping: ColumnMapping) -> None:
+    """Custom fields the mapping brings that the list does not have yet are added to it."""
+    known = list(mlist.custom_fields or [])
+    for name in mapping.fields:
+        key = field_key(name)
+        if key and key not in known and len(known) < 20:
+            known.append(key)
+    if known != list(mlist.custom_fields or []):
+        mlist.custom_fields = known
+
+
+def _entry(r: RowResult, kind: str, reason: str) -> dict[str, Any]:
+    return {"row": r.row, "value": r.value, "reason": reason, "kind": kind}
+
+
+def _import_chunk(
+    org_id: int,
+    batch: ImportBatch,
+    mlist: MailingList,
+    chunk: list[RowResult],
+    secret: str | bytes,
+    report: list[dict[str, Any]],
+    progress: _Progress,
+) -> None:
+    progress.processed += len(chunk)
+    ok: list[RowResult] = []
+    for r in chunk:
+        if r.status is RowStatus.OK:
+            ok.append(r)
+        elif r.status is RowStatus.DUPLICATE:
+            progress.duplicates += 1
+            report.append(_entry(r, DUPLICATE, r.reason))
+        else:
+            report.append(_entry(r, INVALID, r.reason))
+    if not ok:
+        return
+    key = suppression.suppression_key(secret, org_id)
+    from contacts.emails import hash_email
+
+    hashes = {r.email: hash_email(r.email, key) for r in ok}
+    blocked = suppression.suppressed_among(org_id, hashes.values())
+    emails = [r.email for r in ok]
+    existing = _existing_contacts(org_id, emails)
+    subs = _subscriptions(org_id, mlist.id, [c.id for c in existing.values()])
+
+    new_rows: list[dict[str, Any]] = []
+    keep: list[RowResult] = []
+    for r in ok:
+        contact = existing.get(r.email)
+        if hashes[r.email] in blocked or (
+            contact is not None and contact.status != ContactStatus.ACTIVE
+        ):
+            report.append(_entry(r, SUPPRESSED, SUPPRESSED_REASON))
+            continue
+        if contact is not None:
+            sub = subs.get(contact.id)
+            if sub is not None and sub[0] == SubscriptionStatus.WITHDRAWN:
+                when = sub[1].strftime("%d/%m/%Y") if sub[1] else ""
+                report.append(
+                    _entry(
+                        r,
+                        WITHDRAWN,
+                        f"S'est désinscrit de cette liste{' le ' + when if when else ''} : "
+                        "seule une nouvelle inscription de sa part peut l'y remettre",
+                    )
+                )
+                continue
+            if sub is not None:
+                progress.duplicates += 1
+                report.append(_entry(r, DUPLICATE, ON_LIST_REASON))
+                continue
+            _fill_in(contact, r)
+        else:
+            new_rows.append(
+                {
+                    "email": r.email,
+                    "first_name": r.first_name,
+                    "last_name": r.last_name,
+                    "fields": _fields(r),
+                }
+            )
+        keep.append(r)
+        if r.warnings:
+            report.append(_entry(r, WARNING, " ; ".join(r.warnings)))
+    created = people.bulk_create_contacts(org_id, new_rows)
+    grants = []
+    for r in keep:
+        contact = existing.get(r.email)
+        contact_id = contact.id if contact is not None else created.get(r.email)
+        if contact_id is not None:
+            grants.append((contact_id, {"row": r.row}))
+    progress.imported += consent.bulk_grant(
+        org_id,
+        mlist,
+        grants,
+        source=batch.source,
+        legal_basis=batch.legal_basis,
+        import_batch_id=batch.id,
+        actor_user_id=batch.uploaded_by_id,
+        api_token_id=batch.api_token_id,
+    )
+
+
+def _fields(r: RowResult) -> dict[str, str]:
+    return {field_key(k): v for k, v in r.fields.items() if v and field_key(k)}
+
+
+def _fill_in(contact: Contact, r: RowResult) -> None:
+    """An existing contact keeps its data; the file only fills what is empty."""
+    if r.first_name and not contact.first_name:
+        contact.first_name = r.first_name
+    if r.last_name and not contact.last_name:
+        contact.last_name = r.last_name
+    extra = _fields(r)
+    if extra:
+        merged = dict(contact.fields or {})
+        changed = False
+        for k, v in extra.items():
+            if not merged.get(k):
+                merged[k] = v
+                changed = True
+        if changed:
+            contact.fields = merged
+
+
+def _existing_contacts(org_id: int, emails: list[str]) -> dict[str, Contact]:
+    if not emails:
+        return {}
+    return {
+        c.email: c
+        for c in db.session.scalars(
+            select(Contact).where(Contact.organisation_id == org_id, Contact.email.in_(emails))
+        )
+    }
+
+
+def _subscriptions(
+    org_id: int, list_id: int, contact_ids: list[int]
+) -> dict[int, tuple[str, dt.datetime | None]]:
+    if not contact_ids:
+        return {}
+    rows = db.session.execute(
+        select(Subscription.contact_id, Subscription.status, Subscription.withdrawn_at).where(
+            Subscription.organisation_id == org_id,
+            Subscription.list_id == list_id,
+            Subscription.contact_id.in_(contact_ids),
+        )
+    )
+    return {cid: (status, at) for cid, status, at in rows}
