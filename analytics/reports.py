@@ -68,6 +68,7 @@ __all__ = [
     "list_growth",
     "rates_over_time",
     "recipient_ids",
+    "records",
     "site_traffic_daily",
     "split_from_counts",
     "timeline",
@@ -462,11 +463,15 @@ class CampaignReport:
         }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as a list of dicts of plain Python values (NaN → None), ready for JSON."""
     out = []
     for row in frame.to_dict("records"):
         out.append({k: _plain(v) for k, v in row.items()})
     return out
+
+
+_records = records  # the first name, used by analytics.dashboard
 
 
 def _plain(value: Any) -> Any:
