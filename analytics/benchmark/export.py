@@ -159,12 +159,12 @@ def build_export(
     declared = [i for i in catalogue if i in present]
     observed = sorted(i for i in present if i.startswith(OBSERVED_PREFIX))
     indicators = declared + observed
-    cells = cell_stats(bodies, roles, indicators)
     units = {i: catalogue[i]["unit"] for i in declared}
     for i in observed:
         base = i.removeprefix(OBSERVED_PREFIX)
         units[i] = catalogue.get(base, {}).get("unit", "pct" if base.endswith("_pct") else "share")
     quartiles = {i for i, u in units.items() if u == "pct"}
+    cells = cell_stats(bodies, roles, indicators, quantile_indicators=quartiles)
     protected = protect(
         cells, bodies, policy, roles=roles, releases=releases, quantile_indicators=quartiles
     )

@@ -1,0 +1,300 @@
+"""What the benchmark pages show, as plain data: views only render these dictionaries.
+
+- :func:`body_page`: a body's indicators beside the 2010 baseline and today's adopters
+  among its peers, with chart series, the practice score and recommendations.
+- :func:`analyst_page`: response rates, sector aggregates by kind, region and population
+  band, agents vs elected officials, and trends across editions.
+
+Peer and sector figures shown here are always disclosure-protected: the body page reads
+the cells of the last published release (never live data, so a body cannot watch peers'
+figures move as each new body answers), and the analyst page runs :func:`protect` on
+live data against the recorded releases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from analytics.benchmark.aggregate import (
+    ALL,
+    BAND_LABELS,
+    OBSERVED_PREFIX,
+    ROLE_LABELS,
+    cell_stats,
+    indicator_columns,
+    response_rates,
+    trends,
+)
+from analytics.benchmark.anonymise import PUBLISHED, Policy, Release, cell_key, protect
+from analytics.benchmark.baselines import BaselineTable, baselines_frame
+from analytics.benchmark.export import KIND_LABELS
+from analytics.benchmark.indicators import declared_vs_observed
+from analytics.benchmark.score import practice_score, recommendations
+from analytics.benchmark.survey import indicator_catalogue
+
+THEME_LABELS = {
+    "usage": "Usages de l'e-mail",
+    "collection": "Collecte des adresses",
+    "risky_collection": "Pratiques de collecte à risque",
+    "objective": "Objectifs",
+    "measurement": "Mesure",
+    "new_practice": "Nouvelles pratiques",
+    "budget": "Budget",
+    "perception": "Perception",
+    "obstacle": "Freins",
+}
+PEER_GROUP_LABELS = {
+    "kind_band": "organismes du même type et de même taille",
+    "kind": "organismes du même type",
+    "all": "ensemble des organismes répondants",
+}
+
+
+def published_cells(protected: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Key → published figures (n, value, q1, median, q3), to store with a release."""
+    shown = protected[protected["status"] == PUBLISHED]
+    out = {}
+    for rec in shown.to_dict("records"):
+        out[rec["key"]] = {
+            col: (None if pd.isna(rec[col]) else float(rec[col]))
+            for col in ("n", "value", "q1", "median", "q3")
+        }
+    return out
+
+
+def _peer_cell(
+    cells: Mapping[str, Mapping[str, Any]], indicator: str, kind: str, band: str
+) -> tuple[str | None, Mapping[str, Any] | None]:
+    for group, key in (
+        ("kind_band", cell_key(indicator, kind, band, ALL, ALL)),
+        ("kind", cell_key(indicator, kind, ALL, ALL, ALL)),
+        ("all", cell_key(indicator, ALL, ALL, ALL, ALL)),
+    ):
+        if key in cells:
+            return group, cells[key]
+    return None, None
+
+
+def body_page(
+    defn: Mapping[str, Any],
+    *,
+    declared: Mapping[str, float],
+    observed: Mapping[str, float],
+    baseline: BaselineTable | None,
+    cells: Mapping[str, Mapping[str, Any]] | None,
+    kind: str,
+    band: str,
+) -> dict[str, Any]:
+    """The body's benchmark page: rows per indicator, chart series per theme, score, advice.
+
+    ``cells``: the published cells of the edition's last release (``None`` before any
+    release: peers are then not shown, and the page says when they will be).
+    """
+    catalogue = indicator_catalogue(defn)
+    reference = {r.indicator: r for r in (baseline.rows if baseline else ())}
+    rows = []
+    peer_shares: dict[str, float] = {}
+    for ind, meta in catalogue.items():
+        group, peer = _peer_cell(cells or {}, ind, kind, band)
+        ref = reference.get(ind)
+        if peer is not None and peer.get("value") is not None:
+            peer_shares[ind] = peer["value"]
+        rows.append(
+            {
+                "indicator": ind,
+                "theme": meta.get("theme", ""),
+                "theme_label": THEME_LABELS.get(meta.get("theme", ""), meta.get("theme", "")),
+                "label": meta["label_fr"],
+                "unit": meta["unit"],
+                "declared": _r(declared.get(ind)),
+                "observed": _r(observed.get(ind)),
+                "baseline": ref.value_pct if ref else None,
+                "baseline_qualifier": ref.qualifier if ref else None,
+                "peer_group": PEER_GROUP_LABELS.get(group or ""),
+                "peer_n": int(peer["n"]) if peer and peer.get("n") is not None else None,
+                "peer_value": _r(peer.get("value")) if peer else None,
+                "peer_q1": _r(peer.get("q1")) if peer else None,
+                "peer_median": _r(peer.get("median")) if peer else None,
+                "peer_q3": _r(peer.get("q3")) if peer else None,
+            }
+        )
+    charts = []
+    for theme in dict.fromkeys(r["theme"] for r in rows):
+        theme_rows = [r for r in rows if r["theme"] == theme]
+        charts.append(
+            {
+                "theme": theme,
+                "title": THEME_LABELS.get(theme, theme),
+                "labels": [r["label"] for r in theme_rows],
+                "series": [
+                    {"name": "Votre organisme", "data": [_mine(r) for r in theme_rows]},
+                    {
+                        "name": baseline.code if baseline else "Référence",
+                        "data": [r["baseline"] for r in theme_rows],
+                    },
+                    {
+                        "name": "Vos pairs aujourd'hui",
+                        "data": [r["peer_value"] for r in theme_rows],
+                    },
+                ],
+            }
+        )
+    scores = practice_score(declared, observed)
+    advice = recommendations(declared, observed, peer_shares)
+    return {
+        "rows": rows,
+        "charts": charts,
+        "declared_vs_observed": declared_vs_observed(defn, declared, observed),
+        "score": [
+            {
+                "id": s.id,
+                "label": s.label,
+                "score": s.score,
+                "summary": s.summary,
+                "components": [c.__dict__ for c in s.components],
+            }
+            for s in scores.values()
+        ],
+        "recommendations": [r.__dict__ for r in advice],
+        "peers_available": cells is not None,
+        "peers_note": (
+            None
+            if cells is not None
+            else "Les comparaisons avec les autres organismes seront affichées à la "
+            "publication des résultats de l'édition."
+        ),
+        "baseline_source": baseline.source if baseline else None,
+    }
+
+
+def _mine(row: Mapping[str, Any]) -> float | None:
+    return row["observed"] if row["observed"] is not None else row["declared"]
+
+
+def _r(value: Any) -> float | None:
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), 1)
+
+
+def analyst_page(
+    bodies: pd.DataFrame,
+    roles: pd.DataFrame | None,
+    participation: pd.DataFrame,
+    defn: Mapping[str, Any],
+    *,
+    policy: Policy | None = None,
+    releases: Sequence[Release] = (),
+    baselines: Sequence[BaselineTable] = (),
+    earlier: Mapping[str, pd.DataFrame] | None = None,
+    edition_code: str = "",
+) -> dict[str, Any]:
+    """Everything the analyst's pages show for one edition, protected.
+
+    ``participation``: one row per body (kind, region, band, status, agents, elected);
+    ``earlier``: edition code → bodies frame of earlier editions, for trends.
+    """
+    policy = policy or Policy()
+    catalogue = indicator_catalogue(defn)
+    present = set(indicator_columns(bodies)) if not bodies.empty else set()
+    indicators = [i for i in catalogue if i in present]
+    indicators += sorted(i for i in present if i.startswith(OBSERVED_PREFIX))
+    quartiles = {i for i in indicators if catalogue.get(i, {}).get("unit") == "pct"}
+    cells = (
+        cell_stats(bodies, roles, indicators, quantile_indicators=quartiles)
+        if indicators
+        else pd.DataFrame()
+    )
+    protected = (
+        protect(
+            cells, bodies, policy, roles=roles, releases=releases, quantile_indicators=quartiles
+        )
+        if not cells.empty
+        else pd.DataFrame(columns=["indicator", "kind", "band", "region", "role", "status"])
+    )
+    rates = {
+        "total": _records(response_rates(participation)),
+        **{
+            by: _records(_protect_counts(response_rates(participation, by), by, policy))
+            for by in ("kind", "region", "band")
+        },
+    }
+    breakdowns = {by: _wide(protected, by, catalogue) for by in ("kind", "region", "band", "role")}
+    frames = dict(earlier or {})
+    if edition_code:
+        frames[edition_code] = bodies
+    trend = trends(frames, list(catalogue), baselines_frame(baselines))
+    small = trend["kind_of_source"].eq("survey") & (trend["n"].fillna(0) < policy.k)
+    trend.loc[small, "mean"] = None
+    trend["mean"] = trend["mean"].map(lambda v: None if v is None or pd.isna(v) else round(v))
+    return {
+        "policy": {"k": policy.k, "dominance": policy.dominance, "rounding": policy.rounding},
+        "response_rates": rates,
+        "breakdowns": breakdowns,
+        "trends": _records(trend),
+        "indicators": {i: catalogue.get(i, {"label_fr": i}) for i in indicators},
+    }
+
+
+def _protect_counts(rates: pd.DataFrame, by: str, policy: Policy) -> pd.DataFrame:
+    """Hide respondent counts of groups with fewer than k invited bodies."""
+    rates = rates.copy()
+    small = rates["invited"] < policy.k
+    for col in ("started", "submitted", "agents", "elected", "rate_pct"):
+        rates[col] = rates[col].astype(object).where(~small, None)
+    labels = {"kind": KIND_LABELS, "band": BAND_LABELS}.get(by, {})
+    rates["label"] = rates[by].map(lambda v: labels.get(v, v))
+    return rates
+
+
+def _wide(protected: pd.DataFrame, by: str, catalogue: Mapping[str, Any]) -> dict[str, Any]:
+    """Indicator × category table of published values (None where secret)."""
+    dims = ("kind", "band", "region", "role")
+    shown = protected["status"].eq(PUBLISHED)
+    mask = protected[by].ne(ALL)
+    total_mask = pd.Series(True, index=protected.index)
+    for d in dims:
+        total_mask &= protected[d].eq(ALL)
+        if d != by:
+            mask &= protected[d].eq(ALL)
+    sub = protected[mask]
+    labels = {"kind": KIND_LABELS, "band": BAND_LABELS, "role": ROLE_LABELS}.get(by, {})
+    categories = sorted(sub[by].unique().tolist())
+    value = {(r.indicator, getattr(r, by)): r.value for r in sub[shown[mask]].itertuples()}
+    count = {(r.indicator, getattr(r, by)): r.n for r in sub[shown[mask]].itertuples()}
+    totals = {r.indicator: r.value for r in protected[total_mask & shown].itertuples()}
+    rows = []
+    for ind in dict.fromkeys(sub["indicator"]):
+        rows.append(
+            {
+                "indicator": ind,
+                "label": catalogue.get(ind.removeprefix(OBSERVED_PREFIX), {}).get("label_fr", ind),
+                "observed": ind.startswith(OBSERVED_PREFIX),
+                "total": _num(totals.get(ind)),
+                "values": [_num(value.get((ind, c))) for c in categories],
+                "n": [_int(count.get((ind, c))) for c in categories],
+            }
+        )
+    return {
+        "by": by,
+        "categories": [{"code": c, "label": labels.get(c, c)} for c in categories],
+        "rows": rows,
+    }
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if (not isinstance(v, str | list) and pd.isna(v)) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
