@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -164,6 +165,9 @@ def main() -> None:
     print(
         "SQL and pandas agree:", same and sql_report.stats["opens_unique"] == stats["opens_unique"]
     )
+    engine.dispose()
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
