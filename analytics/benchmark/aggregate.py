@@ -251,24 +251,28 @@ def trends(
     frames: Mapping[str, pd.DataFrame],
     indicators: Sequence[str],
     baselines: pd.DataFrame | None = None,
+    years: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
-    """Sector mean and n per indicator and edition, with baseline editions alongside.
+    """Sector mean and n per indicator and edition, baseline editions alongside, by year.
 
-    ``frames`` maps an edition code to its bodies frame (in chronological order);
-    ``baselines`` is :func:`analytics.benchmark.baselines.baselines_frame` output.
+    ``frames`` maps an edition code to its bodies frame; ``years`` gives each edition's
+    year (for ordering); ``baselines`` is :func:`baselines.baselines_frame` output.
     """
+    years = years or {}
     rows = []
     if baselines is not None and not baselines.empty:
         for rec in baselines[baselines["indicator"].isin(indicators)].itertuples():
-            rows.append({"edition": rec.edition, "kind_of_source": "baseline",
+            rows.append({"edition": rec.edition, "year": rec.year, "kind_of_source": "baseline",
                          "indicator": rec.indicator, "n": None, "mean": rec.value_pct})  # fmt: skip
     for code, frame in frames.items():
         for ind in indicators:
             if ind in frame:
                 values = frame[ind].dropna()
-                rows.append({"edition": code, "kind_of_source": "survey", "indicator": ind,
-                             "n": int(values.size),
+                rows.append({"edition": code, "year": years.get(code), "kind_of_source": "survey",
+                             "indicator": ind, "n": int(values.size),
                              "mean": float(values.mean()) if values.size else None})  # fmt: skip
-    return pd.DataFrame.from_records(
-        rows, columns=["edition", "kind_of_source", "indicator", "n", "mean"]
+    columns = ["edition", "year", "kind_of_source", "indicator", "n", "mean"]
+    out = pd.DataFrame.from_records(rows, columns=columns)
+    return out.sort_values(["indicator", "year"], kind="stable", na_position="last").reset_index(
+        drop=True
     )

@@ -503,6 +503,18 @@ def published_keys(protected: pd.DataFrame) -> frozenset[str]:
     return frozenset(protected.loc[protected["status"] == PUBLISHED, "key"])
 
 
+def published_figures(protected: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Key → published figures (n, value, q1, median, q3), stored with a release."""
+    shown = protected[protected["status"] == PUBLISHED]
+    return {
+        rec["key"]: {
+            col: (None if pd.isna(rec[col]) else float(rec[col]))
+            for col in ("n", "value", "q1", "median", "q3")
+        }
+        for rec in shown.to_dict("records")
+    }
+
+
 def make_release(
     bodies: pd.DataFrame, roles: pd.DataFrame | None, protected: pd.DataFrame
 ) -> Release:

@@ -42,7 +42,14 @@ from analytics.benchmark.aggregate import (
     cell_stats,
     indicator_columns,
 )
-from analytics.benchmark.anonymise import PUBLISHED, Policy, Release, make_release, protect
+from analytics.benchmark.anonymise import (
+    PUBLISHED,
+    Policy,
+    Release,
+    make_release,
+    protect,
+    published_figures,
+)
 from analytics.benchmark.baselines import BaselineTable
 from analytics.benchmark.indicators import OBSERVED_LABELS
 from analytics.benchmark.survey import indicator_catalogue
@@ -98,6 +105,7 @@ class Export:
     columns: list[str]
     rows: list[list[Any]]
     release: Release
+    figures: dict[str, dict[str, float | None]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -213,6 +221,7 @@ def build_export(
         columns=list(COLUMNS),
         rows=rows,
         release=make_release(bodies, roles, protected),
+        figures=published_figures(protected),
         summary={"cells": len(rows), "published": published, "bodies": bodies_count},
     )
 

@@ -316,24 +316,31 @@ def observed_indicators(org_id: int, start: dt.datetime, end: dt.datetime) -> di
 def record_practice_signal(org_id: int, kind: str, when: dt.datetime | None = None) -> None:
     """Count one occurrence of a practice seen in the app (e.g. a statistics page read).
 
-    Called by the views that show statistics; one row per body, kind and day.
+    Called by the views that show statistics; one row per body, kind and day, bumped
+    with an atomic UPDATE so that two requests at once both count.
     """
-    from sqlalchemy import select
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
 
     from analytics.benchmark.models import PracticeSignal, SignalKind
     from contacts.db import db, utcnow
 
     kind = SignalKind(kind)
     day = (when or utcnow()).date()
-    row = db.session.scalars(
-        select(PracticeSignal).where(
+    bump = (
+        update(PracticeSignal)
+        .where(
             PracticeSignal.organisation_id == org_id,
             PracticeSignal.kind == kind,
             PracticeSignal.day == day,
         )
-    ).first()
-    if row is None:
-        db.session.add(PracticeSignal(organisation_id=org_id, kind=kind, day=day, count=1))
-    else:
-        row.count += 1
-    db.session.flush()
+        .values(count=PracticeSignal.count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if db.session.execute(bump).rowcount:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(PracticeSignal(organisation_id=org_id, kind=kind, day=day, count=1))
+    except IntegrityError:  # created meanwhile by another request
+        db.session.execute(bump)

@@ -146,6 +146,8 @@ class BenchmarkRelease(db.Model):
     fingerprint: Mapped[str] = mapped_column(String(64))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     published_cells: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Published figures by cell key ({n, value, q1, median, q3}): what body pages show.
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

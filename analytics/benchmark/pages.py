@@ -53,18 +53,6 @@ PEER_GROUP_LABELS = {
 }
 
 
-def published_cells(protected: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Key → published figures (n, value, q1, median, q3), to store with a release."""
-    shown = protected[protected["status"] == PUBLISHED]
-    out = {}
-    for rec in shown.to_dict("records"):
-        out[rec["key"]] = {
-            col: (None if pd.isna(rec[col]) else float(rec[col]))
-            for col in ("n", "value", "q1", "median", "q3")
-        }
-    return out
-
-
 def _peer_cell(
     cells: Mapping[str, Mapping[str, Any]], indicator: str, kind: str, band: str
 ) -> tuple[str | None, Mapping[str, Any] | None]:
@@ -191,11 +179,13 @@ def analyst_page(
     baselines: Sequence[BaselineTable] = (),
     earlier: Mapping[str, pd.DataFrame] | None = None,
     edition_code: str = "",
+    years: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Everything the analyst's pages show for one edition, protected.
 
     ``participation``: one row per body (kind, region, band, status, agents, elected);
-    ``earlier``: edition code → bodies frame of earlier editions, for trends.
+    ``earlier``: edition code → bodies frame of earlier editions, for trends;
+    ``years``: edition code → year, to order the trends.
     """
     policy = policy or Policy()
     catalogue = indicator_catalogue(defn)
@@ -226,7 +216,7 @@ def analyst_page(
     frames = dict(earlier or {})
     if edition_code:
         frames[edition_code] = bodies
-    trend = trends(frames, list(catalogue), baselines_frame(baselines))
+    trend = trends(frames, list(catalogue), baselines_frame(baselines), years)
     small = trend["kind_of_source"].eq("survey") & (trend["n"].fillna(0) < policy.k)
     trend.loc[small, "mean"] = None
     trend["mean"] = trend["mean"].map(lambda v: None if v is None or pd.isna(v) else round(v))
