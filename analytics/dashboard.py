@@ -170,7 +170,7 @@ class CampaignPage:
     def chart_data(self) -> dict[str, Any]:
         """The JSON block the charts script reads (no markup: data only)."""
         tl = self.timeline_rows()
-        devices = reports._records(self.report.devices)
+        devices = reports.records(self.report.devices)
         return {
             "timeline": {
                 "labels": [r["hour"] for r in tl],
@@ -328,7 +328,7 @@ class BodyDashboard:
         """Sent campaigns, most recent first, for the table of campaigns."""
         frame = self.summaries[self.summaries["started_at"].notna()]
         frame = frame.sort_values("started_at", ascending=False)
-        return reports._records(frame)
+        return reports.records(frame)
 
     def traffic_totals(self) -> dict[str, int]:
         t = self.traffic
@@ -339,7 +339,7 @@ class BodyDashboard:
 
     def chart_data(self) -> dict[str, Any]:
         rates = self.rates
-        growth = reports._records(self.growth)
+        growth = reports.records(self.growth)
         traffic = self.traffic
         return {
             "rates": {

@@ -98,3 +98,44 @@ def flush_tracking() -> int:
     from webapp.views.tracking import flush_events
 
     return flush_events()
+
+
+BROWSER_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148"
+)
+GOOGLE_PROXY_UA = (
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+)
+CLIENT_IP = "203.0.113.77"
+
+
+def tables_containing(needle: str) -> list[str]:
+    """``table.column`` of every text-like column whose value contains ``needle``.
+
+    Looks at every table of the metadata (String, Text, JSON and binary columns, the
+    latter decoded as UTF-8 in Python): the "no IP stored anywhere" check.
+    """
+    from sqlalchemy import JSON, LargeBinary, String, Text, cast, func, select
+
+    found = []
+    for table in db.metadata.sorted_tables:
+        for column in table.columns:
+            kind = column.type
+            if isinstance(kind, LargeBinary):
+                for (value,) in db.session.execute(select(column)).all():
+                    if value and needle.encode() in bytes(value):
+                        found.append(f"{table.name}.{column.name}")
+                        break
+            elif isinstance(kind, String | Text | JSON):
+                expr = cast(column, Text) if isinstance(kind, JSON) else column
+                n = db.session.scalar(
+                    select(func.count()).select_from(table).where(expr.contains(needle))
+                )
+                if n:
+                    found.append(f"{table.name}.{column.name}")
+    return found
