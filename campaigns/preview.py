@@ -273,3 +273,9 @@ def render_web_version(
         "text": _SPACE_BEFORE_COMMA.sub(",", text),
         "subject": _SPACE_BEFORE_COMMA.sub(",", subject),
     }
+
+
+def neutral_subject(org_id: int, campaign: Campaign) -> str:
+    """The subject as a public copy shows it: placeholders replaced by nothing."""
+    subject = compile_text(campaign.subject, _fields(org_id, campaign)).render({})
+    return _SPACE_BEFORE_COMMA.sub(",", subject)
