@@ -446,5 +446,5 @@ def render_export(export: Export, fmt: str) -> bytes:
 
 
 def export_filename(edition_code: str, fmt: str, generated_at: dt.datetime) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in edition_code)
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in edition_code)
     return f"barometre-{safe}-{generated_at.strftime('%Y%m%d')}.{fmt}"

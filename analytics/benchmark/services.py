@@ -173,3 +173,20 @@ def analyst_overview(edition_id: int, policy: Policy) -> dict[str, Any]:
 def forget_cached() -> None:
     """Drop what this process keeps (tests, and after bulk changes made outside the app)."""
     _OVERVIEWS.clear()
+
+
+def edition_counts() -> dict[int, dict[str, int]]:
+    """Per edition: responses submitted and in progress, for the analyst's list."""
+    out: dict[int, dict[str, int]] = {}
+    for edition_id, status, count in db.session.execute(
+        select(SurveyResponse.edition_id, SurveyResponse.status, func.count()).group_by(
+            SurveyResponse.edition_id, SurveyResponse.status
+        )
+    ):
+        out.setdefault(edition_id, {"draft": 0, "submitted": 0})[status] = int(count)
+    return out
+
+
+def bodies_count() -> int:
+    """Every body is invited to every edition."""
+    return int(db.session.scalar(select(func.count(Organisation.id))) or 0)
