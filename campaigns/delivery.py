@@ -355,6 +355,31 @@ def start_sending(
     return count
 
 
+PARIS = "Europe/Paris"
+
+
+def parse_send_at(value: object) -> dt.datetime | None:
+    """An ISO 8601 send time (``"2025-06-01T09:30"``, Paris time when no offset), or None.
+
+    Raises DomainError ``invalid_at`` for anything else.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise DomainError("invalid_at", "« at » doit être une date et heure ISO 8601.")
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DomainError(
+            "invalid_at", "« at » doit être une date et heure ISO 8601 (2025-06-01T09:30)."
+        ) from exc
+    if when.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        when = when.replace(tzinfo=ZoneInfo(PARIS))
+    return when.astimezone(dt.UTC)
+
+
 def schedule_sending(
     org_id: int, campaign: Campaign, at: dt.datetime, user_id: int | None, role: str
 ) -> None:

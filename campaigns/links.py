@@ -21,10 +21,11 @@ placeholder         URL                              purpose and values
 ``open_pixel_url``  ``/t/o/<token>.gif``             ``open``: campaign_id, ref, key
 ``link_N``          ``/t/c/<token>``                 ``click``: campaign_id, ref, key, link_id
                                                      (``CampaignLink.id`` of the N-th link)
-``unsubscribe_url`` ``/u/<token>``                   ``unsub``: org_id, contact_id, list_id
-                                                     (list_id 0 when the list is gone); also the
-                                                     ``List-Unsubscribe`` header (RFC 8058 POST)
+``unsubscribe_url`` ``/u/<token>``                   ``unsub``: org_id, contact_id, list_id,
+                                                     delivery_id (:mod:`analytics.links`); also
+                                                     the ``List-Unsubscribe`` header (RFC 8058)
 ``preferences_url`` ``/p/<token>``                   ``prefs``: org_id, contact_id
+                                                     (:mod:`analytics.links`)
 ``web_version_url`` ``/w/<token>``                   ``web``: campaign_id, delivery_id
 ``rsvp_*_url``      ``/t/r/<token>``                 ``rsvp``: campaign_id, delivery_id, answer
                                                      (``"yes"``, ``"no"`` or ``"maybe"``)
@@ -49,6 +50,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from analytics import links as consent_links
 from analytics.snippet import add_utm, utm_campaign_value
 from analytics.tokens import Signer, TokenPurpose
 from campaigns.personalise import POLL_VARIABLES
@@ -112,6 +114,7 @@ class RecipientLinks:
     ) -> None:
         """``needed``: the placeholder names the compiled parts use (None: build them all)."""
         self.base = public_url.rstrip("/")
+        self._secret = secret
         self.policy = policy
         self.org_id = int(org_id)
         self.campaign_id = int(campaign_id)
@@ -138,13 +141,13 @@ class RecipientLinks:
 
     # -- single URLs (also used by test sends and the web pages)
 
-    def unsubscribe_url(self, contact_id: int, list_id: int | None) -> str:
-        token = self._signer.sign(TokenPurpose.UNSUB, self.org_id, int(contact_id), list_id or 0)
-        return f"{self.base}/u/{token}"
+    def unsubscribe_url(self, contact_id: int, list_id: int | None, delivery_id: int = 0) -> str:
+        return consent_links.unsubscribe_url(
+            self.base, self._secret, self.org_id, int(contact_id), int(list_id or 0), delivery_id
+        )
 
     def preferences_url(self, contact_id: int) -> str:
-        token = self._signer.sign(TokenPurpose.PREFS, self.org_id, int(contact_id))
-        return f"{self.base}/p/{token}"
+        return consent_links.preferences_url(self.base, self._secret, self.org_id, int(contact_id))
 
     def web_version_url(self, delivery_id: int) -> str:
         token = self._signer.sign(TokenPurpose.WEB, self.campaign_id, int(delivery_id))
@@ -162,7 +165,9 @@ class RecipientLinks:
         """The link placeholders' values for one delivery (always ``unsubscribe_url``)."""
         sign = self._signer.sign
         cid = self.campaign_id
-        out: dict[str, str] = {"unsubscribe_url": self.unsubscribe_url(contact_id, list_id)}
+        out: dict[str, str] = {
+            "unsubscribe_url": self.unsubscribe_url(contact_id, list_id, int(delivery_id))
+        }
         if self._prefs:
             out["preferences_url"] = self.preferences_url(contact_id)
         if self._web:
