@@ -298,7 +298,12 @@ def filter_from_form(form: Any, max_rules: int = 6) -> dict[str, Any]:
         if not field:
             continue
         op = (form.get(f"rule-{i}-op") or "").strip()
-        values = [v for v in form.getlist(f"rule-{i}-value") if str(v).strip() != ""]
+        values = [
+            part.strip()
+            for v in form.getlist(f"rule-{i}-value")
+            for part in (str(v).split(",") if field in ("list", "status", "source") else [v])
+            if str(part).strip() != ""
+        ]
         if field in ("list", "status", "source"):
             value: Any = values
         else:
