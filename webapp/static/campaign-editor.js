@@ -270,9 +270,10 @@
   var dirty = false;
   var saving = null;
 
+  // No announcement here: a live region speaking at every keystroke would drown the
+  // messages that matter (block moved, saved, refused).
   function changed() {
     dirty = true;
-    announce("Modifications non enregistrées…");
     if (timer) { clearTimeout(timer); }
     timer = setTimeout(function () { save(); }, 800);
   }
@@ -377,7 +378,6 @@
       return saving.then(function () { return dirty ? save() : true; });
     }
     dirty = false;
-    announce("Enregistrement…");
     saving = fetch(cfg.saveUrl, {
       method: "POST",
       credentials: "same-origin",
