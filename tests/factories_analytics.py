@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from flask import current_app
 
 from contacts.db import db
@@ -139,3 +140,17 @@ def tables_containing(needle: str) -> list[str]:
                 if n:
                     found.append(f"{table.name}.{column.name}")
     return found
+
+
+@pytest.fixture(autouse=True)
+def quiet_tracking_buffer(app):
+    """Tests decide when events are written: no background batch between two requests,
+    and nothing left in the buffer for the next test's database (import this fixture
+    into a test module to use it)."""
+    from webapp.views.tracking import state
+
+    buffer = state(app).buffer
+    buffer.interval = 3600.0
+    buffer.batch_size = 100_000
+    yield buffer
+    buffer.flush()

@@ -298,7 +298,7 @@ def rsvp(token: str):
     if values is None or values[2] not in answers_service.RSVP_CHOICES:
         return _not_found()
     campaign_id, delivery_id, chosen = values
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (scanners) never answer
         ctx = answers_service.load_context(campaign_id, delivery_id)
         if ctx is None or ctx.event is None:
             return _not_found()
@@ -339,7 +339,7 @@ def poll(token: str):
         return _not_found()
     question = str(block.get("question") or "") if block else ""
     current = options.index(ctx.poll) + 1 if ctx.poll in options else None
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (scanners) never answer
         return _answer_page(
             "tracking/poll.html",
             ctx,
@@ -409,7 +409,7 @@ def _cors(response: Response) -> Response:
 
 
 def _beacon_fields() -> dict[str, list[str]] | None:
-    if request.method == "GET":
+    if request.method != "POST":
         raw = request.query_string[: MAX_BEACON_BYTES + 1]
     else:
         length = request.content_length
@@ -455,7 +455,7 @@ def site_hit(site_key: str):
         return _cors(make_response("", 400))
     if not privacy_signal(request.headers):
         _count(org_id, site_key, data)
-    if request.method == "GET":  # the image fallback of the script
+    if request.method != "POST":  # the image fallback of the script (GET, HEAD)
         return _cors(_gif())
     return _cors(make_response("", 204))
 

@@ -18,6 +18,7 @@ from tests.factories_analytics import (
     PHONE_UA,
     flush_tracking,
     path_of,
+    quiet_tracking_buffer,  # noqa: F401 - autouse fixture
     recipient_links,
     sent_campaign,
     tables_containing,
