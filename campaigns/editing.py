@@ -622,3 +622,32 @@ def submit_campaign(
                 checks=found,
             )
     return workflow.transition(org_id, campaign, S.IN_REVIEW, user_id, role, comment)
+
+
+def approve_campaign(
+    org_id: int,
+    campaign: Campaign,
+    *,
+    user_id: int | None,
+    role: str,
+    comment: str = "",
+    version: int | None = None,
+    compiler: Compiler | None = None,
+):
+    """A director approves the campaign, if the version under review still passes the checks.
+
+    The officer may have edited it during the review (removed the last list, emptied the
+    subject): what is approved must be what could be submitted.
+    """
+    roles = workflow.allowed_roles(campaign.status, S.APPROVED)
+    if campaign.status == S.IN_REVIEW and role in roles:
+        found = campaign_checks(org_id, campaign, compiler=compiler)
+        if checks_module.has_errors(found):
+            errors = [f for f in found if f["level"] == "error"]
+            raise DomainError(
+                "checks_failed",
+                "La campagne ne peut pas être approuvée en l'état : "
+                + " ".join(f["message"] for f in errors[:3]),
+                checks=found,
+            )
+    return workflow.approve_campaign(org_id, campaign, user_id, role, comment, version=version)

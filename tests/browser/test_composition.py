@@ -188,3 +188,99 @@ def test_an_officer_composes_previews_and_submits_an_invitation_with_a_poll(
     assert campaign.event["title"] == "Inauguration de la médiathèque"
     assert campaign.event["starts_at"].startswith("2030-06-14T10:30")
     assert campaign.list_ids == [lst.id]
+
+
+def test_every_block_type_can_be_added_filled_reordered_and_deleted_in_the_editor(
+    app, org, live_app, chromium, mjml
+):
+    officer = make_user(org, role="officer")
+    campaign = make_campaign(org, blocks=[{"type": "heading", "text": "Titre"}])
+    db.session.commit()
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page = context.new_page()
+    try:
+        _sign_in(page, live_app, officer)
+        page.goto(f"{live_app.url}/campaigns/{campaign.id}/edit")
+        fills = {
+            "text": {"markdown": "Bonjour {{ first_name }}, **bienvenue**."},
+            "image": {"src": "https://x.example/a.png", "alt": "Le marché couvert"},
+            "button": {"label": "Voir le programme", "url": "https://x.example/p"},
+            "video": {"url": "https://x.example/v", "thumbnail": "https://x.example/t.png",
+                      "caption": "La visite en vidéo"},
+            "poll": {"question": "Votre avis ?", "options": "Oui\nNon"},
+        }  # fmt: skip
+        for n, block_type in enumerate(["text", "image", "button", "video", "poll", "social",
+                                        "divider"], start=1):  # fmt: skip
+            page.get_by_label("Ajouter un bloc").select_option(block_type)
+            page.get_by_role("button", name="Ajouter", exact=True).click()
+            for key, value in fills.get(block_type, {}).items():
+                page.locator(f"#b{n}-{key}").fill(value)
+            if block_type == "social":
+                page.locator(f"#b{n}-net0").select_option("mastodon")
+                page.locator(f"#b{n}-url0").fill("https://mastodon.exemple.fr/@ville")
+        assert page.locator("#new-block-type option[value=event]").count() == 0
+        # Delete the divider with the keyboard: focus goes to the block now last.
+        page.locator("#b7-delete").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "b6-legend"
+        # Move the heading down once.
+        page.locator("#b0-down").click()
+        page.get_by_role("button", name="Enregistrer").click()
+        expect(page.locator("#save-status")).to_have_text(re.compile(r"^Enregistré à"))
+    finally:
+        context.close()
+    db.session.expire_all()
+    saved = db.session.get(Campaign, campaign.id).blocks
+    assert [b["type"] for b in saved] == [
+        "text", "heading", "image", "button", "video", "poll", "social"
+    ]  # fmt: skip
+    assert saved[5]["options"] == ["Oui", "Non"]
+    assert saved[6]["links"] == [
+        {"network": "mastodon", "url": "https://mastodon.exemple.fr/@ville"}
+    ]
+
+
+def test_an_invalid_block_is_announced_and_not_saved(app, org, live_app, chromium, mjml):
+    officer = make_user(org, role="officer")
+    campaign = make_campaign(org, blocks=[{"type": "heading", "text": "Titre"}])
+    db.session.commit()
+    context = chromium.new_context(locale="fr-FR")
+    page = context.new_page()
+    try:
+        _sign_in(page, live_app, officer)
+        page.goto(f"{live_app.url}/campaigns/{campaign.id}/edit")
+        page.get_by_label("Ajouter un bloc").select_option("image")
+        page.get_by_role("button", name="Ajouter", exact=True).click()
+        page.locator("#b1-src").fill("https://x.example/a.png")
+        page.get_by_role("button", name="Enregistrer").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("Bloc 2 (image)")
+        expect(page.locator("#b1-alt")).to_have_attribute("aria-invalid", "true")
+    finally:
+        context.close()
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).version == 1
+
+
+def test_a_director_reads_the_campaign_on_phone_and_desktop_and_approves_it(
+    app, org, live_app, chromium, mjml
+):
+    director = make_user(org, role="director")
+    lst = make_list(org, purpose="invitations")
+    campaign = make_campaign(org, kind="invitation", status="in_review", list_ids=[lst.id])
+    db.session.commit()
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page = context.new_page()
+    try:
+        _sign_in(page, live_app, director)
+        page.goto(f"{live_app.url}/campaigns/{campaign.id}")
+        expect(page.frame_locator("#frame-phone").locator("body")).to_contain_text("Oui")
+        expect(page.locator("#preview-text")).to_contain_text("Bonjour Camille")
+        page.get_by_label("Commentaire (facultatif)").fill("Parfait, merci.")
+        page.get_by_role("button", name="Approuver").click()
+        expect(page.locator("#campaign-status")).to_have_text("approuvée")
+        expect(page.get_by_role("table").last).to_contain_text("Parfait, merci.")
+    finally:
+        context.close()
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).approved_by_id == director.id

@@ -351,6 +351,7 @@ def approve_campaign(campaign_id: int):
       responses:
         200: {description: "the campaign, status approved"}
         403: {description: not a director}
+        400: {description: "checks_failed: the version under review has errors"}
         409: {description: "not in review, or edited since"}
     """
     campaign = _campaign(campaign_id)
@@ -358,8 +359,13 @@ def approve_campaign(campaign_id: int):
     version = body.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise ApiError("invalid_version", "« version » doit être un nombre entier.")
-    workflow.approve_campaign(
-        org_id(), campaign, g.api_user.id, g.api_user.role, _comment(body), version=version
+    editing.approve_campaign(
+        org_id(),
+        campaign,
+        user_id=g.api_user.id,
+        role=g.api_user.role,
+        comment=_comment(body),
+        version=version,
     )
     db.session.commit()
     return campaign_json(campaign)

@@ -374,12 +374,12 @@ def approve(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
     return _act(
         campaign,
-        lambda: workflow.approve_campaign(
+        lambda: editing.approve_campaign(
             current_org_id(),
             campaign,
-            current_user.id,
-            current_user.role,
-            request.form.get("comment", ""),
+            user_id=current_user.id,
+            role=current_user.role,
+            comment=request.form.get("comment", ""),
             version=request.form.get("version", type=int),
         ),
         _("Campagne approuvée : elle peut être envoyée ou programmée."),

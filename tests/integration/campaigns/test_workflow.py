@@ -176,3 +176,15 @@ def _fake_result():
     from campaigns.mjml import MjmlResult
 
     return MjmlResult("<html><body><p>compiled</p></body></html>")
+
+
+def test_a_campaign_edited_into_errors_during_review_cannot_be_approved(org):
+    director = make_user(org, role="director")
+    campaign = make_campaign(org, status="in_review", subject="")  # no subject, no list
+    with pytest.raises(DomainError) as caught:
+        editing.approve_campaign(
+            org.id, campaign, user_id=director.id, role="director",
+            compiler=lambda mjml: _fake_result(),
+        )  # fmt: skip
+    assert caught.value.code == "checks_failed"
+    assert campaign.status == "in_review"
