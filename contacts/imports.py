@@ -171,6 +171,29 @@ def discard_upload(path: Path | str) -> None:
 # ---------------------------------------------------------------------------- the batch
 
 
+def check_import_request(
+    org_id: int, list_id: int, source: str, legal_basis: str, attestation: str
+) -> tuple[MailingList, str]:
+    """Refuse an import request before its file is stored: list, origin, basis, attestation."""
+    mlist = get_scoped(MailingList, org_id, list_id)
+    if mlist is None:
+        raise DomainError("not_found", "Liste introuvable.", status=404)
+    consent.check_source(source)
+    consent.check_legal_basis(legal_basis)
+    if source == "api":
+        raise DomainError("invalid_source", "Indiquez d'où vient le fichier.")
+    attestation = " ".join(str(attestation or "").split())
+    if not attestation:
+        raise DomainError(
+            "attestation_required",
+            "Indiquez d'où vient le fichier et sur quelle base ces personnes ont accepté "
+            "de recevoir vos messages.",
+        )
+    if len(attestation) > 2000:
+        raise DomainError("too_long", "Attestation : 2 000 caractères au plus.")
+    return mlist, attestation
+
+
 def create_import(
     org_id: int,
     list_id: int,
@@ -191,22 +214,7 @@ def create_import(
     With ``error`` (the upload itself was refused, e.g. too large) the batch is created
     already ``failed``, so the refusal shows in the import history and the API.
     """
-    mlist = get_scoped(MailingList, org_id, list_id)
-    if mlist is None:
-        raise DomainError("not_found", "Liste introuvable.", status=404)
-    consent.check_source(source)
-    consent.check_legal_basis(legal_basis)
-    if source == "api":
-        raise DomainError("invalid_source", "Indiquez d'où vient le fichier.")
-    attestation = " ".join(str(attestation or "").split())
-    if not attestation:
-        raise DomainError(
-            "attestation_required",
-            "Indiquez d'où vient le fichier et sur quelle base ces personnes ont accepté "
-            "de recevoir vos messages.",
-        )
-    if len(attestation) > 2000:
-        raise DomainError("too_long", "Attestation : 2 000 caractères au plus.")
+    mlist, attestation = check_import_request(org_id, list_id, source, legal_basis, attestation)
     batch = ImportBatch(
         organisation_id=org_id,
         list_id=mlist.id,
