@@ -323,6 +323,9 @@ class BodyDashboard:
     traffic_end: dt.date
     sector: dict[str, dict[str, Any]]
     medians: dict[str, float | None]
+    top_pages: list[dict[str, Any]] = field(default_factory=list)
+    top_referrers: list[dict[str, Any]] = field(default_factory=list)
+    other_utm: list[dict[str, Any]] = field(default_factory=list)
 
     def campaign_rows(self) -> list[dict[str, Any]]:
         """Sent campaigns, most recent first, for the table of campaigns."""
@@ -375,6 +378,19 @@ def _pct(value: Any) -> float | None:
     return None if value is None else round(float(value) * 100, 2)
 
 
+def _top(conn: Any, org_id: int, column: Any, start: dt.date, limit: int, *extra: Any) -> list:
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    n = func.count().label("n")
+    rows = conn.execute(
+        select(column, n)
+        .where(SiteHit.organisation_id == org_id, SiteHit.created_at >= lo, column != "", *extra)
+        .group_by(column)
+        .order_by(n.desc(), column)
+        .limit(limit)
+    ).all()
+    return [{"value": str(v), "count": int(c)} for v, c in rows]
+
+
 def body_dashboard(
     conn: Any, org_id: int, *, today: dt.date | None = None, days: int = 30
 ) -> BodyDashboard:
@@ -398,6 +414,18 @@ def body_dashboard(
         traffic_end=today,
         sector=sector_references(),
         medians=medians,
+        top_pages=_top(conn, org_id, SiteHit.path, start, 10),
+        top_referrers=_top(conn, org_id, SiteHit.referrer_host, start, 10, SiteHit.is_new_visit),
+        # Campaign names of other tools (newsletters sent elsewhere, social posts…).
+        other_utm=_top(
+            conn,
+            org_id,
+            SiteHit.utm_campaign,
+            start,
+            10,
+            SiteHit.is_new_visit,
+            SiteHit.campaign_id.is_(None),
+        ),  # fmt: skip
     )
 
 

@@ -17,12 +17,14 @@ batches through the event buffer).
 - **Privacy signals**: a request with ``DNT: 1`` or ``Sec-GPC: 1`` is not counted
   (the script itself sends nothing then; the no-script pixel relies on this check).
 
-No IP address and no User-Agent is stored; nothing links a visit to a contact.
+No IP address (not even a referring site given as an IP) and no User-Agent is stored;
+nothing links a visit to a contact.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -160,6 +162,16 @@ class SiteCache:
         self._orgs.clear()
 
 
+def _referrer(host: str) -> str:
+    """The referring site's host name; an IP address is dropped (no IP is stored, whose
+    ever it is: an intranet address can say more than a site name)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return ""
+
+
 def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
@@ -225,7 +237,7 @@ def rows_for_site_hits(conn: Any, items: Sequence[SiteHitItem]) -> list[dict[str
                 "visitor_hash": item.visitor_hash,
                 "is_new_visit": new_visit,
                 "path": item.data.path,
-                "referrer_host": item.data.referrer_host,
+                "referrer_host": _referrer(item.data.referrer_host),
                 "campaign_id": campaign_id,
                 "utm_source": item.data.utm_source,
                 "utm_medium": item.data.utm_medium,

@@ -453,7 +453,7 @@ def site_hit(site_key: str):
     data = hit_from_beacon(fields)
     if data is None:
         return _cors(make_response("", 400))
-    if not privacy_signal(request.headers):
+    if request.method != "HEAD" and not privacy_signal(request.headers):
         _count(org_id, site_key, data)
     if request.method != "POST":  # the image fallback of the script (GET, HEAD)
         return _cors(_gif())
@@ -467,7 +467,7 @@ def site_pixel(site_key: str):
     if org_id is None:
         return _gif(404)
     data = hit_from_pixel(request.headers.get("Referer"))
-    if data is not None and not privacy_signal(request.headers):
+    if data is not None and request.method != "HEAD" and not privacy_signal(request.headers):
         _count(org_id, site_key, data)
     return _gif()
 
