@@ -42,7 +42,10 @@ def test_signing_out_ends_every_session_of_that_user(app, org):
     db.session.commit()
     first, second = app.test_client(), app.test_client()
     for c in (first, second):
-        assert c.post("/auth/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+        assert (
+            c.post("/auth/login", data={"email": user.email, "password": PASSWORD}).status_code
+            == 302
+        )
     assert second.get("/").status_code == 200
     first.post("/auth/logout")
     # The other browser's cookie is still there, but its session version is stale.

@@ -12,8 +12,14 @@ from contacts.db import DomainError, db
 
 
 def test_without_a_relay_messages_land_in_the_outbox_and_admins_see_them(client, login_as, org):
-    result = send_transactional(org, "marie@example.fr", "Bienvenue à la mairie", "Bonjour Marie",
-                                "<p>Bonjour <b>Marie</b></p>", smtp_url="")
+    result = send_transactional(
+        org,
+        "marie@example.fr",
+        "Bienvenue à la mairie",
+        "Bonjour Marie",
+        "<p>Bonjour <b>Marie</b></p>",
+        smtp_url="",
+    )
     assert result.outcome == "sent"
     stored = db.session.scalars(db.select(OutboxMessage)).one()
     assert stored.organisation_id == org.id and stored.recipients == "marie@example.fr"
@@ -41,8 +47,14 @@ def test_another_bodys_outbox_message_is_a_404(client, login_as, org):
 
 @pytest.mark.smtp
 def test_with_a_relay_the_message_goes_through_a_real_smtp_server(org, smtp_sink):
-    result = send_transactional(org, "jean@example.fr", "Réunion publique", "Venez nombreux",
-                                smtp_url=smtp_sink.url, to_name="Jean Dupré")
+    result = send_transactional(
+        org,
+        "jean@example.fr",
+        "Réunion publique",
+        "Venez nombreux",
+        smtp_url=smtp_sink.url,
+        to_name="Jean Dupré",
+    )
     assert result.outcome == "sent"
     (raw,) = smtp_sink.messages(1)
     parsed = message_from_bytes(raw, policy=policy.default)

@@ -32,8 +32,7 @@ def empty_db(app):
 def test_upgrade_from_empty_matches_the_models(app, empty_db):
     upgrade()
     with db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                     "render_as_batch": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
         diff = compare_metadata(ctx, db.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
 
