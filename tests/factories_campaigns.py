@@ -106,7 +106,7 @@ def make_campaign(
     )  # fmt: skip
     campaign = Campaign(
         organisation_id=org.id,
-        name=kwargs.pop("name", subject),
+        name=kwargs.pop("name", subject[:200]),
         status=status,
         list_ids=list(list_ids or []),
         segment_ids=kwargs.pop("segment_ids", []),

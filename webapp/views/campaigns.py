@@ -86,16 +86,15 @@ def _preview_contacts(campaign: Campaign) -> list[Contact]:
     """A few contacts of the campaign's lists to preview with (their own values)."""
     if not campaign.list_ids:
         return []
+    members = select(Subscription.contact_id).where(
+        Subscription.organisation_id == campaign.organisation_id,
+        Subscription.list_id.in_([i for i in campaign.list_ids if isinstance(i, int)]),
+    )
+    # No DISTINCT over the rows themselves: PostgreSQL cannot compare JSON columns.
     return list(
         db.session.scalars(
-            select(Contact)
-            .join(Subscription, Subscription.contact_id == Contact.id)
-            .where(
-                Contact.organisation_id == campaign.organisation_id,
-                Subscription.organisation_id == campaign.organisation_id,
-                Subscription.list_id.in_([i for i in campaign.list_ids if isinstance(i, int)]),
-            )
-            .distinct()
+            scoped(Contact, campaign.organisation_id)
+            .where(Contact.id.in_(members))
             .order_by(Contact.id)
             .limit(MAX_PREVIEW_CONTACTS)
         )

@@ -236,3 +236,26 @@ def test_an_analyst_sees_no_campaign_page(login_as, client, org, method, path, r
     login_as("analyst")
     response = getattr(client, method)(path.format(id=campaign.id))
     assert response.status_code == 403
+
+
+@pytest.mark.mjml
+def test_the_review_page_offers_to_preview_with_a_subscribed_contact(login_as, client, org, mjml):
+    from contacts.models import Contact, Subscription
+
+    lst = make_list(org)
+    contact = Contact(organisation_id=org.id, email="lea@example.org", first_name="Léa",
+                      fields={"quartier": "Centre"})  # fmt: skip
+    db.session.add(contact)
+    db.session.flush()
+    db.session.add(
+        Subscription(organisation_id=org.id, list_id=lst.id, contact_id=contact.id,
+                     status="active", source="web_form", legal_basis="consent")
+    )  # fmt: skip
+    campaign = make_campaign(org, list_ids=[lst.id])
+    db.session.commit()
+    login_as("officer")
+    page = client.get(f"/campaigns/{campaign.id}?contact_id={contact.id}").get_data(as_text=True)
+    assert f'<option value="{contact.id}" selected>lea@example.org</option>' in page
+    assert "Bonjour Léa" in page  # the text part, personalised
+    frame = client.get(f"/campaigns/{campaign.id}/preview.html?contact_id={contact.id}")
+    assert "vous vous êtes inscrit·e sur notre site internet" in frame.get_data(as_text=True)
