@@ -36,9 +36,9 @@ def campaign_stats(campaign_id: int):
                   rsvp:
                     type: object
                     properties:
-                      yes: {type: integer}
-                      no: {type: integer}
-                      maybe: {type: integer}
+                      "yes": {type: integer}
+                      "no": {type: integer}
+                      "maybe": {type: integer}
                   poll:
                     type: object
                     additionalProperties: {type: integer}
