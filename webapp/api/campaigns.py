@@ -18,9 +18,12 @@ from campaigns.models import Campaign
 from contacts.db import db
 from contacts.models import Organisation
 from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
+from webapp.extensions import limiter
 from webapp.models import User
 
 READ = ("officer", "director", "admin")
+# A test send is real mail to addresses anyone may type: keep it from becoming a relay.
+TEST_SEND_LIMIT = "10 per minute; 60 per hour"
 
 
 def _dt(value) -> str | None:
@@ -268,6 +271,7 @@ def campaign_checks(campaign_id: int):
 
 
 @bp.post("/campaigns/<int:campaign_id>/test-send")
+@limiter.limit(TEST_SEND_LIMIT, key_func=lambda: f"test-send:{g.api_user.id}")
 @api_roles("officer", "director")
 def test_send(campaign_id: int):
     """Send the current version to up to 5 addresses, subject prefixed [TEST].
@@ -288,6 +292,7 @@ def test_send(campaign_id: int):
       responses:
         200: {description: "{results: [{email, outcome, message}]}"}
         400: {description: bad or too many addresses}
+        429: {description: "more than 10 test sends a minute (60 an hour)"}
     """
     campaign = _campaign(campaign_id)
     body = json_body()

@@ -34,7 +34,9 @@ from campaigns.mjml import MjmlError
 from campaigns.models import Campaign, CampaignStatus
 from contacts.db import DomainError, db, scoped
 from contacts.models import Contact, MailingList, Organisation, Subscription
+from webapp.api.campaigns import TEST_SEND_LIMIT
 from webapp.auth import audit, current_org_id, roles_required
+from webapp.extensions import limiter
 from webapp.models import User
 from webapp.templating import STATUS_LABELS
 from webapp.views.outbox import PREVIEW_CSP
@@ -302,6 +304,7 @@ def preview_json(campaign_id: int):
 
 
 @bp.route("/<int:campaign_id>/test-send", methods=["POST"])
+@limiter.limit(TEST_SEND_LIMIT, key_func=lambda: f"test-send:{current_user.get_id()}")
 @roles_required(*workflow.TEST_SEND_ROLES)
 def test_send(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
