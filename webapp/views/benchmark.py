@@ -518,7 +518,10 @@ def _analyst_charts(
         "trend": {
             "type": "line",
             "unit": "%",
-            "labels": [f"{c['year'] or ''} ({c['code']})" for c in trend["columns"]],
+            "labels": [
+                c["code"] if str(c["year"]) == c["code"] else f"{c['code']} ({c['year']})"
+                for c in trend["columns"]
+            ],
             "datasets": [{"label": r["label"], "data": r["values"]} for r in trend["rows"]],
         },
     }
