@@ -35,7 +35,7 @@ from flask import (
 from flask_login import current_user
 
 from analytics.benchmark import service, services
-from analytics.benchmark.aggregate import BAND_LABELS, ROLE_LABELS
+from analytics.benchmark.aggregate import BAND_LABELS, POPULATION_BANDS, ROLE_LABELS
 from analytics.benchmark.anonymise import Policy
 from analytics.benchmark.baselines import import_baseline_edition, list_baseline_tables
 from analytics.benchmark.export import FORMATS, KIND_LABELS
@@ -64,6 +64,7 @@ STATE_LABELS = {
     "closed": "close",
 }
 OBSERVED_THEME = "observation"
+BAND_ORDER = {code: i for i, (code, *_rest) in enumerate(POPULATION_BANDS)}
 MAX_BASELINE_BYTES = 1_000_000
 
 
@@ -424,7 +425,7 @@ def edition(edition_id: int):
     if theme not in themes:
         theme = next(iter(themes))
     in_theme = set(themes[theme]["indicators"])
-    breakdown = data["breakdowns"].get(view) or {"categories": [], "rows": []}
+    breakdown = _ordered(data["breakdowns"].get(view) or {"categories": [], "rows": []})
     rows = [r for r in breakdown["rows"] if r["indicator"] in in_theme]
     trend = _trend_table(data["trends"], [i for i in themes[theme]["indicators"]], data)
     return render_template(
@@ -440,13 +441,33 @@ def edition(edition_id: int):
         categories=breakdown["categories"],
         rows=rows,
         trend=trend,
-        rates=data["response_rates"],
+        rates={
+            **data["response_rates"],
+            "band": sorted(
+                data["response_rates"].get("band", []), key=lambda r: BAND_ORDER.get(r["band"], 99)
+            ),
+        },
         formats=FORMATS,
         chart_data=_analyst_charts(data, breakdown["categories"], rows, trend),
         kind_labels=KIND_LABELS,
         band_labels=BAND_LABELS,
         role_labels=ROLE_LABELS,
     )
+
+
+def _ordered(breakdown: dict[str, Any]) -> dict[str, Any]:
+    """Population bands from the smallest to the largest rather than alphabetically."""
+    if breakdown.get("by") != "band":
+        return breakdown
+    order = sorted(
+        range(len(breakdown["categories"])),
+        key=lambda i: BAND_ORDER.get(breakdown["categories"][i]["code"], 99),
+    )
+    rows = [
+        {**r, "values": [r["values"][i] for i in order], "n": [r["n"][i] for i in order]}
+        for r in breakdown["rows"]
+    ]
+    return {**breakdown, "categories": [breakdown["categories"][i] for i in order], "rows": rows}
 
 
 def _themes(indicators: dict[str, Any]) -> dict[str, dict[str, Any]]:
