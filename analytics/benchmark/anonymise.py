@@ -112,23 +112,31 @@ def snapshot_from_frames(
 
     Values are rounded to 6 decimals so that equality survives a JSON round trip.
     """
-    indicators = indicator_columns(bodies)
     snap: dict[str, dict[str, Any]] = {}
-    for rec in bodies.to_dict("records"):
-        values = {i: round(float(rec[i]), 6) for i in indicators if _present(rec.get(i))}
-        snap[str(rec["body"])] = {
-            "g": [rec["kind"], rec["band"], rec["region"]],
-            "v": values,
-            "r": {},
-        }
+    for body, groups, values in _rows(bodies):
+        snap[body] = {"g": groups, "v": values, "r": {}}
     if roles is not None and not roles.empty:
-        role_inds = indicator_columns(roles)
-        for rec in roles.to_dict("records"):
-            values = {i: round(float(rec[i]), 6) for i in role_inds if _present(rec.get(i))}
-            snap.setdefault(
-                str(rec["body"]), {"g": [rec["kind"], rec["band"], rec["region"]], "v": {}, "r": {}}
-            )["r"][rec["role"]] = values
+        role_names = roles["role"].astype(str).tolist()
+        for (body, groups, values), role in zip(_rows(roles), role_names, strict=True):
+            snap.setdefault(body, {"g": groups, "v": {}, "r": {}})["r"][role] = values
     return snap
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple[str, list[str], dict[str, float]]]:
+    if frame.empty:
+        return []
+    indicators = indicator_columns(frame)
+    values = np.round(frame[indicators].to_numpy(dtype=float), 6)
+    present = ~np.isnan(values)
+    keys = frame["body"].astype(str).tolist()
+    groups = frame[["kind", "band", "region"]].astype(str).to_numpy().tolist()
+    out = []
+    for i, key in enumerate(keys):
+        row = values[i]
+        out.append(
+            (key, groups[i], {indicators[j]: float(row[j]) for j in np.flatnonzero(present[i])})
+        )
+    return out
 
 
 def frames_from_snapshot(
@@ -148,10 +156,6 @@ def frames_from_snapshot(
         pd.DataFrame.from_records(role_rows) if role_rows else pd.DataFrame(columns=[*cols, "role"])
     )
     return bodies, roles
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _memberships(
@@ -210,6 +214,7 @@ def protect(
     releases: Sequence[Release] = (),
     quantile_indicators: Collection[str] = (),
     tables: Sequence[Sequence[str]] = TABLES,
+    snapshot: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Apply the rules above to :func:`analytics.benchmark.aggregate.cell_stats` output.
 
@@ -219,7 +224,10 @@ def protect(
     """
     policy = policy or Policy()
     cells = cells.reset_index(drop=True)
-    keys = [cell_key(*row) for row in cells[["indicator", *DIMENSIONS]].itertuples(index=False)]
+    joined = cells["indicator"].astype(str)
+    for dim in DIMENSIONS:
+        joined = joined + "|" + cells[dim].astype(str)
+    keys = joined.tolist()
     n = cells["n"].to_numpy(dtype=int)
     total = cells["sum"].to_numpy(dtype=float)
     top = cells["top"].to_numpy(dtype=float)
@@ -231,7 +239,7 @@ def protect(
     known: set[str] = set()
     prior_frames = []
     if releases:
-        current = snapshot_from_frames(bodies, roles)
+        current = snapshot if snapshot is not None else snapshot_from_frames(bodies, roles)
         for release in releases:
             diffs = release_differences(release.snapshot, current, tables)
             for key in release.published:
@@ -251,7 +259,12 @@ def protect(
     for frame, published in prior_frames:
         prior_index = _FrameIndex(frame, tables)
         to_current = np.array([position.get(b, -1) for b in prior_index.bodies], dtype=int)
-        priors.append((prior_index, to_current, published))
+        by_indicator: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for key in published:
+            ind, kind, band, region, role = key.split("|")
+            if role == ALL:
+                by_indicator[ind].append((kind, band, region))
+        priors.append((prior_index, to_current, by_indicator))
 
     all_coords = list(cells[list(DIMENSIONS)].itertuples(index=False, name=None))
     with _small_blas():
@@ -331,7 +344,7 @@ def _complete(
     status: np.ndarray,
     known: set[str],
     current: _FrameIndex,
-    priors: list[tuple[_FrameIndex, np.ndarray, frozenset[str]]],
+    priors: list[tuple[_FrameIndex, np.ndarray, Mapping[str, list[tuple[str, str, str]]]]],
 ) -> None:
     coords = [all_coords[p] for p in positions]
     relations = [
@@ -409,7 +422,7 @@ class _Audit:
         positions: list[int],
         coords: list[tuple[str, ...]],
         current: _FrameIndex,
-        priors: list[tuple[_FrameIndex, np.ndarray, frozenset[str]]],
+        priors: list[tuple[_FrameIndex, np.ndarray, Mapping[str, list[tuple[str, str, str]]]]],
     ) -> None:
         values = current.values(indicator)
         present = ~np.isnan(values)
@@ -433,11 +446,8 @@ class _Audit:
             changed = np.nonzero(~same & ~np.isnan(old))[0]
             cols[changed] = np.arange(self.width, self.width + len(changed))
             self.width += len(changed)
-            for key in published:
-                ind, kind, band, region, role = key.split("|")
-                if ind != indicator or role != ALL:
-                    continue
-                rows = prior.cells.get((kind, band, region), empty)
+            for cell in published.get(indicator, ()):
+                rows = prior.cells.get(cell, empty)
                 rows = rows[~np.isnan(old[rows])]
                 row = np.sort(cols[rows])
                 prior_rows.setdefault(row.tobytes(), row)
@@ -506,17 +516,21 @@ def published_keys(protected: pd.DataFrame) -> frozenset[str]:
 def published_figures(protected: pd.DataFrame) -> dict[str, dict[str, float | None]]:
     """Key → published figures (n, value, q1, median, q3), stored with a release."""
     shown = protected[protected["status"] == PUBLISHED]
+    columns = ("n", "value", "q1", "median", "q3")
+    values = shown[list(columns)].astype(float).to_numpy()
     return {
-        rec["key"]: {
-            col: (None if pd.isna(rec[col]) else float(rec[col]))
-            for col in ("n", "value", "q1", "median", "q3")
-        }
-        for rec in shown.to_dict("records")
+        key: {c: (None if math.isnan(v) else float(v)) for c, v in zip(columns, row, strict=True)}
+        for key, row in zip(shown["key"].tolist(), values.tolist(), strict=True)
     }
 
 
 def make_release(
-    bodies: pd.DataFrame, roles: pd.DataFrame | None, protected: pd.DataFrame
+    bodies: pd.DataFrame,
+    roles: pd.DataFrame | None,
+    protected: pd.DataFrame,
+    snapshot: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Release:
     """The record of an export, to store and pass to the next :func:`protect`."""
-    return Release(snapshot_from_frames(bodies, roles), published_keys(protected))
+    if snapshot is None:
+        snapshot = snapshot_from_frames(bodies, roles)
+    return Release(snapshot, published_keys(protected))

@@ -49,6 +49,7 @@ from analytics.benchmark.anonymise import (
     make_release,
     protect,
     published_figures,
+    snapshot_from_frames,
 )
 from analytics.benchmark.baselines import BaselineTable
 from analytics.benchmark.indicators import OBSERVED_LABELS
@@ -173,8 +174,15 @@ def build_export(
         units[i] = catalogue.get(base, {}).get("unit", "pct" if base.endswith("_pct") else "share")
     quartiles = {i for i, u in units.items() if u == "pct"}
     cells = cell_stats(bodies, roles, indicators, quantile_indicators=quartiles)
+    snapshot = snapshot_from_frames(bodies, roles)
     protected = protect(
-        cells, bodies, policy, roles=roles, releases=releases, quantile_indicators=quartiles
+        cells,
+        bodies,
+        policy,
+        roles=roles,
+        releases=releases,
+        quantile_indicators=quartiles,
+        snapshot=snapshot,
     )
     reference = baseline.values() if baseline else {}
     order = {ind: i for i, ind in enumerate(indicators)}
@@ -220,7 +228,7 @@ def build_export(
         metadata=metadata,
         columns=list(COLUMNS),
         rows=rows,
-        release=make_release(bodies, roles, protected),
+        release=make_release(bodies, roles, protected, snapshot),
         figures=published_figures(protected),
         summary={"cells": len(rows), "published": published, "bodies": bodies_count},
     )
@@ -399,21 +407,30 @@ def _sheet_xml(rows: Sequence[Sequence[Any]], ns: str) -> str:
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
         f'<worksheet xmlns="{ns}spreadsheetml/2006/main"><sheetData>'
     ]
+    width = max((len(row) for row in rows), default=0)
+    letters = [_column(c) for c in range(width)]
+    texts: dict[str, str] = {}  # labels repeat on every row: escape each once
     for r, row in enumerate(rows, start=1):
         parts.append(f'<row r="{r}">')
         for c, value in enumerate(row):
-            value = _safe_cell(value)
             if value is None:
                 continue
-            ref = _column(c) + str(r)
-            if isinstance(value, bool):
-                value = str(value)
-            if isinstance(value, numbers.Real):
+            if isinstance(value, str):
+                cell = texts.get(value)
+                if cell is None:
+                    cell = texts[value] = (
+                        f'" t="inlineStr"><is><t>{_xml(str(_safe_cell(value)))}</t></is></c>'
+                    )
+                parts.append(f'<c r="{letters[c]}{r}{cell}')
+                continue
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 number = float(value)
-                shown = str(int(number)) if number.is_integer() else repr(number)
-                parts.append(f'<c r="{ref}"><v>{shown}</v></c>')
-            else:
-                parts.append(f'<c r="{ref}" t="inlineStr"><is><t>{_xml(str(value))}</t></is></c>')
+                if math.isfinite(number):
+                    shown = str(int(number)) if number.is_integer() else repr(number)
+                    parts.append(f'<c r="{letters[c]}{r}"><v>{shown}</v></c>')
+                continue
+            text = _xml(str(_safe_cell(str(value))))
+            parts.append(f'<c r="{letters[c]}{r}" t="inlineStr"><is><t>{text}</t></is></c>')
         parts.append("</row>")
     parts.append("</sheetData></worksheet>")
     return "".join(parts)

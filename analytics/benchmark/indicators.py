@@ -42,66 +42,112 @@ OBSERVED_LABELS: dict[str, str] = {
 }
 
 
-def respondent_indicators(defn: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, float]:
+class IndicatorMap:
+    """A survey definition compiled for turning answers into indicators quickly.
+
+    Building frames for 1,000 bodies calls this thousands of times; walking the JSON
+    definition each time was the slowest part of an export.
+    """
+
+    def __init__(self, defn: Mapping[str, Any]) -> None:
+        self.questions: list[tuple[str, str, Any, bool]] = []
+        for q in iter_questions(defn):
+            inds = _fed(q)
+            if not inds:
+                continue
+            agents_first = q.get("respondents", "agents_first") == "agents_first"
+            if q["type"] in CHOICE_TYPES:
+                options = [(o["value"], tuple(o.get("indicators", ()))) for o in q["options"]]
+                self.questions.append((q["id"], "choice", (tuple(inds), options), agents_first))
+            elif q["type"] == "percentage":
+                self.questions.append((q["id"], "pct", (q["indicator"],), agents_first))
+            elif q["type"] == "scale":
+                rule = (q["indicator"], q["threshold"])
+                self.questions.append((q["id"], "scale", rule, agents_first))
+
+    def respondent(self, answers: Mapping[str, Any]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for qid, kind, rule, _ in self.questions:
+            value = answers.get(qid)
+            if value is None or value == []:
+                continue
+            if kind == "choice":
+                inds, options = rule
+                chosen = {value} if isinstance(value, str) else set(value)
+                for ind in inds:
+                    out[ind] = 0.0
+                for option, fed in options:
+                    if option in chosen:
+                        for ind in fed:
+                            out[ind] = 100.0
+            elif kind == "pct":
+                out[rule[0]] = float(value)
+            else:
+                out[rule[0]] = 100.0 if value >= rule[1] else 0.0
+        return out
+
+    def body_and_roles(
+        self, respondents: Iterable[Mapping[str, Any]]
+    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """(body values, role → values) from the same per-respondent values."""
+        people = [
+            (r.get("role", "agent"), self.respondent(r.get("answers", {}))) for r in respondents
+        ]
+        body: dict[str, float] = {}
+        for _, kind, rule, agents_first in self.questions:
+            inds = rule[0] if kind == "choice" else (rule[0],)
+            answered = [(role, vals) for role, vals in people if inds[0] in vals]
+            if agents_first:
+                answered = [p for p in answered if p[0] == "agent"] or answered
+            if answered:
+                for ind in inds:
+                    body[ind] = sum(vals[ind] for _, vals in answered) / len(answered)
+        sums: dict[str, dict[str, list[float]]] = {}
+        for role, vals in people:
+            bucket = sums.setdefault(role, {})
+            for ind, v in vals.items():
+                bucket.setdefault(ind, []).append(v)
+        roles = {
+            role: {ind: sum(vs) / len(vs) for ind, vs in inds.items()}
+            for role, inds in sums.items()
+        }
+        return body, roles
+
+
+def response_indicators(
+    defn: Mapping[str, Any] | IndicatorMap, respondents: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``{"body": {...}, "roles": {role: {...}}}``: what a submitted response stores."""
+    body, roles = _map(defn).body_and_roles(respondents)
+    return {"body": body, "roles": roles}
+
+
+def _map(defn: Mapping[str, Any] | IndicatorMap) -> IndicatorMap:
+    return defn if isinstance(defn, IndicatorMap) else IndicatorMap(defn)
+
+
+def respondent_indicators(
+    defn: Mapping[str, Any] | IndicatorMap, answers: Mapping[str, Any]
+) -> dict[str, float]:
     """One respondent's cleaned answers → indicator values on 0–100 (unanswered: absent)."""
-    out: dict[str, float] = {}
-    for q in iter_questions(defn):
-        value = answers.get(q["id"])
-        if value is None or value == [] or q["type"] == "text":
-            continue
-        if q["type"] in CHOICE_TYPES:
-            chosen = {value} if isinstance(value, str) else set(value)
-            for option in q["options"]:
-                for ind in option.get("indicators", []):
-                    hit = 100.0 if option["value"] in chosen else 0.0
-                    out[ind] = max(out.get(ind, 0.0), hit)
-        elif q["type"] == "percentage" and q.get("indicator"):
-            out[q["indicator"]] = float(value)
-        elif q["type"] == "scale" and q.get("indicator"):
-            out[q["indicator"]] = 100.0 if value >= q["threshold"] else 0.0
-    return out
+    return _map(defn).respondent(answers)
 
 
 def body_indicators(
-    defn: Mapping[str, Any], respondents: Iterable[Mapping[str, Any]]
+    defn: Mapping[str, Any] | IndicatorMap, respondents: Iterable[Mapping[str, Any]]
 ) -> dict[str, float]:
     """A body's declared value per indicator from all its respondents.
 
     ``respondents`` are mappings with ``role`` (agent|elected) and cleaned ``answers``.
     """
-    people = [
-        (r.get("role", "agent"), respondent_indicators(defn, r.get("answers", {})))
-        for r in respondents
-    ]
-    out: dict[str, float] = {}
-    for q in iter_questions(defn):
-        inds = _fed(q)
-        if not inds:
-            continue
-        answered = [(role, vals) for role, vals in people if inds[0] in vals]
-        if q.get("respondents", "agents_first") == "agents_first":
-            agents = [(role, vals) for role, vals in answered if role == "agent"]
-            answered = agents or answered
-        for ind in inds:
-            values = [vals[ind] for _, vals in answered if ind in vals]
-            if values:
-                out[ind] = sum(values) / len(values)
-    return out
+    return _map(defn).body_and_roles(respondents)[0]
 
 
 def role_indicators(
-    defn: Mapping[str, Any], respondents: Iterable[Mapping[str, Any]]
+    defn: Mapping[str, Any] | IndicatorMap, respondents: Iterable[Mapping[str, Any]]
 ) -> dict[str, dict[str, float]]:
     """Per role (agent, elected) the mean value per indicator over that role's respondents."""
-    sums: dict[str, dict[str, list[float]]] = {}
-    for r in respondents:
-        vals = respondent_indicators(defn, r.get("answers", {}))
-        bucket = sums.setdefault(r.get("role", "agent"), {})
-        for ind, v in vals.items():
-            bucket.setdefault(ind, []).append(v)
-    return {
-        role: {ind: sum(vs) / len(vs) for ind, vs in inds.items()} for role, inds in sums.items()
-    }
+    return _map(defn).body_and_roles(respondents)[1]
 
 
 def _fed(question: Mapping[str, Any]) -> list[str]:

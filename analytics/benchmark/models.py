@@ -76,6 +76,9 @@ class SurveyResponse(OrgScoped, db.Model):
     # at closing) so sector aggregates never query every body's campaigns at export time.
     observed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     observed_at: Mapped[dt.datetime | None]
+    # Declared indicator values computed at submission ({"body": {...}, "roles": {...}}):
+    # a submitted response no longer changes, and sector pages then skip the answers.
+    indicators: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[dt.datetime | None]

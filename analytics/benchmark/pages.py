@@ -8,7 +8,7 @@
 Peer and sector figures shown here are always disclosure-protected: the body page reads
 the cells of the last published release (never live data, so a body cannot watch peers'
 figures move as each new body answers), and the analyst page runs :func:`protect` on
-live data against the recorded releases.
+live data (threshold, dominance, complementary suppression, audit).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def analyst_page(
             for by in ("kind", "region", "band")
         },
     }
-    breakdowns = {by: _wide(protected, by, catalogue) for by in ("kind", "region", "band", "role")}
+    breakdowns = _breakdowns(protected, catalogue, ("kind", "region", "band", "role"))
     frames = dict(earlier or {})
     if edition_code:
         frames[edition_code] = bodies
@@ -240,39 +240,61 @@ def _protect_counts(rates: pd.DataFrame, by: str, policy: Policy) -> pd.DataFram
     return rates
 
 
-def _wide(protected: pd.DataFrame, by: str, catalogue: Mapping[str, Any]) -> dict[str, Any]:
-    """Indicator × category table of published values (None where secret)."""
-    dims = ("kind", "band", "region", "role")
-    shown = protected["status"].eq(PUBLISHED)
-    mask = protected[by].ne(ALL)
-    total_mask = pd.Series(True, index=protected.index)
-    for d in dims:
-        total_mask &= protected[d].eq(ALL)
-        if d != by:
-            mask &= protected[d].eq(ALL)
-    sub = protected[mask]
-    labels = {"kind": KIND_LABELS, "band": BAND_LABELS, "role": ROLE_LABELS}.get(by, {})
-    categories = sorted(sub[by].unique().tolist())
-    value = {(r.indicator, getattr(r, by)): r.value for r in sub[shown[mask]].itertuples()}
-    count = {(r.indicator, getattr(r, by)): r.n for r in sub[shown[mask]].itertuples()}
-    totals = {r.indicator: r.value for r in protected[total_mask & shown].itertuples()}
-    rows = []
-    for ind in dict.fromkeys(sub["indicator"]):
-        rows.append(
-            {
-                "indicator": ind,
-                "label": catalogue.get(ind.removeprefix(OBSERVED_PREFIX), {}).get("label_fr", ind),
-                "observed": ind.startswith(OBSERVED_PREFIX),
-                "total": _num(totals.get(ind)),
-                "values": [_num(value.get((ind, c))) for c in categories],
-                "n": [_int(count.get((ind, c))) for c in categories],
-            }
-        )
-    return {
-        "by": by,
-        "categories": [{"code": c, "label": labels.get(c, c)} for c in categories],
-        "rows": rows,
-    }
+def _breakdowns(
+    protected: pd.DataFrame, catalogue: Mapping[str, Any], dims: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per dimension, an indicator × category table of published values (None if secret).
+
+    One pass over the cells in plain Python: pandas filtering per dimension and
+    indicator was a third of the analyst page's time.
+    """
+    values: dict[str, dict[tuple[str, str], tuple[float, int]]] = {d: {} for d in dims}
+    categories: dict[str, set[str]] = {d: set() for d in dims}
+    order: dict[str, dict[str, None]] = {d: {} for d in dims}
+    totals: dict[str, float] = {}
+    columns = ["indicator", "kind", "band", "region", "role", "status", "value", "n"]
+    for ind, kind, band, region, role, status, value, n in protected[columns].itertuples(
+        index=False, name=None
+    ):
+        coords = {"kind": kind, "band": band, "region": region, "role": role}
+        broken = [d for d, v in coords.items() if v != ALL]
+        shown = status == PUBLISHED
+        if not broken:
+            if shown:
+                totals[ind] = value
+            continue
+        if len(broken) != 1 or broken[0] not in values:
+            continue
+        dim = broken[0]
+        category = coords[dim]
+        categories[dim].add(category)
+        order[dim][ind] = None
+        if shown:
+            values[dim][(ind, category)] = (value, n)
+    out = {}
+    for dim in dims:
+        labels = {"kind": KIND_LABELS, "band": BAND_LABELS, "role": ROLE_LABELS}.get(dim, {})
+        cats = sorted(categories[dim])
+        rows = []
+        for ind in order[dim]:
+            cells = [values[dim].get((ind, c)) for c in cats]
+            base = ind.removeprefix(OBSERVED_PREFIX)
+            rows.append(
+                {
+                    "indicator": ind,
+                    "label": catalogue.get(base, {}).get("label_fr", ind),
+                    "observed": ind.startswith(OBSERVED_PREFIX),
+                    "total": _num(totals.get(ind)),
+                    "values": [_num(c[0]) if c else None for c in cells],
+                    "n": [_int(c[1]) if c else None for c in cells],
+                }
+            )
+        out[dim] = {
+            "by": dim,
+            "categories": [{"code": c, "label": labels.get(c, c)} for c in cats],
+            "rows": rows,
+        }
+    return out
 
 
 def _num(value: Any) -> float | None:

@@ -17,14 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from analytics.benchmark import export as export_mod
 from analytics.benchmark.aggregate import build_frames, population_band
 from analytics.benchmark.anonymise import Policy, Release
 from analytics.benchmark.baselines import list_baseline_tables
-from analytics.benchmark.indicators import body_indicators, observed_indicators
+from analytics.benchmark.indicators import (
+    body_indicators,
+    observed_indicators,
+    response_indicators,
+)
 from analytics.benchmark.models import (
     BenchmarkRelease,
     EditionStatus,
@@ -292,6 +296,9 @@ def submit_response(
         raise DomainError("response_empty", "Aucune réponse à valider pour cette édition.")
     for person in people:
         clean_answers(edition.questions, person.answers, require_complete=True)
+    response.indicators = response_indicators(
+        edition.questions, [{"role": p.role, "answers": p.answers} for p in people]
+    )
     response.observed = observed_indicators(org_id, edition.opens_at, min(now, edition.closes_at))
     response.observed_at = now
     response.status = ResponseStatus.SUBMITTED
@@ -310,8 +317,16 @@ def edition_records(edition_id: int) -> list[dict[str, Any]]:
     The record key is the response id: the frames never hold an organisation's id or
     name, and free-text answers are dropped by the indicator functions.
     """
+    # Column queries, not entities: ORM instances for 3,000 rows cost more than the maths.
     rows = db.session.execute(
-        select(SurveyResponse, Organisation.kind, Organisation.region, Organisation.population)
+        select(
+            SurveyResponse.id,
+            SurveyResponse.observed,
+            SurveyResponse.indicators,
+            Organisation.kind,
+            Organisation.region,
+            Organisation.population,
+        )
         .join(Organisation, Organisation.id == SurveyResponse.organisation_id)
         .where(
             SurveyResponse.edition_id == edition_id,
@@ -319,23 +334,28 @@ def edition_records(edition_id: int) -> list[dict[str, Any]]:
         )
         .order_by(SurveyResponse.id)
     ).all()
-    ids = [r[0].id for r in rows]
-    people: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    if ids:
-        for person in db.session.scalars(
-            select(Respondent).where(Respondent.response_id.in_(ids)).order_by(Respondent.id)
+    # Answers are read only for responses stored without their indicators (older rows).
+    people: dict[int, list[dict[str, Any]]] = {
+        r.id: [] for r in rows if not (r.indicators or {}).get("body")
+    }
+    if people:
+        for response_id, role, answers in db.session.execute(
+            select(Respondent.response_id, Respondent.role, Respondent.answers)
+            .where(Respondent.response_id.in_(list(people)))
+            .order_by(Respondent.id)
         ):
-            people[person.response_id].append({"role": person.role, "answers": person.answers})
+            people[response_id].append({"role": role, "answers": answers or {}})
     return [
         {
-            "body": f"r{response.id}",
-            "kind": kind,
-            "region": region,
-            "population": population,
-            "respondents": people[response.id],
-            "observed": response.observed or {},
+            "body": f"r{r.id}",
+            "kind": r.kind,
+            "region": r.region,
+            "population": r.population,
+            "respondents": people.get(r.id, []),
+            "indicators": r.indicators or {},
+            "observed": r.observed or {},
         }
-        for response, kind, region, population in rows
+        for r in rows
     ]
 
 
@@ -351,25 +371,27 @@ def participation_frame(edition_id: int) -> pd.DataFrame:
     orgs = db.session.execute(
         select(Organisation.id, Organisation.kind, Organisation.region, Organisation.population)
     ).all()
-    responses = {
-        r.organisation_id: r
-        for r in db.session.scalars(
-            select(SurveyResponse).where(SurveyResponse.edition_id == edition_id)
-        )
-    }
+    status = dict(
+        db.session.execute(
+            select(SurveyResponse.organisation_id, SurveyResponse.status).where(
+                SurveyResponse.edition_id == edition_id
+            )
+        ).all()
+    )
     counts: dict[tuple[int, str], int] = {}
-    if responses:
-        for person in db.session.scalars(
-            select(Respondent).where(Respondent.response_id.in_([r.id for r in responses.values()]))
-        ):
-            key = (person.organisation_id, person.role)
-            counts[key] = counts.get(key, 0) + 1
+    for org_id, role, n in db.session.execute(
+        select(Respondent.organisation_id, Respondent.role, func.count())
+        .join(SurveyResponse, SurveyResponse.id == Respondent.response_id)
+        .where(SurveyResponse.edition_id == edition_id)
+        .group_by(Respondent.organisation_id, Respondent.role)
+    ):
+        counts[(org_id, role)] = int(n)
     records = [
         {
             "kind": kind,
             "region": region or "non renseignée",
             "band": population_band(population),
-            "status": responses[oid].status if oid in responses else "none",
+            "status": status.get(oid, "none"),
             "agents": counts.get((oid, "agent"), 0),
             "elected": counts.get((oid, "elected"), 0),
         }
@@ -506,7 +528,13 @@ def body_benchmark(org_id: int, edition_id: int, *, now: dt.datetime | None = No
 
 
 def analyst_overview(edition_id: int, *, policy: Policy | None = None) -> dict:
-    """The analyst's page data for an edition (see :func:`pages.analyst_page`)."""
+    """The analyst's page data for an edition (see :func:`pages.analyst_page`).
+
+    Protected by threshold, dominance, complementary suppression and audit, but not
+    checked against releases: a live page can be viewed before and after any answer
+    anyway, so that check would cost time without protecting anything. Exports, which
+    leave the association, are the ones checked against each other.
+    """
     edition = _edition_or_error(edition_id)
     defn, bodies, roles = load_edition_frames(edition_id)
     earlier, years = {}, {edition.code: edition.opens_at.year}
@@ -520,7 +548,6 @@ def analyst_overview(edition_id: int, *, policy: Policy | None = None) -> dict:
         participation_frame(edition_id),
         defn,
         policy=policy,
-        releases=[_as_release(r) for r in edition_releases(edition_id)],
         baselines=list_baseline_tables(),
         earlier=earlier,
         edition_code=edition.code,
