@@ -10,8 +10,9 @@ answers (:mod:`analytics.benchmark.synthetic`):
   can answer it themselves and the analyst sees answers arrive and trends.
 
 About a third of the fictitious bodies share the demo body's kind and population band,
-so its "bodies like you" comparison is published (at least k bodies). Every name says it
-is fictitious; the bodies have no users, lists or contacts. The lead's demo seeding
+so its "bodies like you" comparison usually has the k bodies it needs (disclosure control
+may still hide it, when subtracting it from a total would isolate one other body). Every
+name says it is fictitious; the bodies have no users, lists or contacts. The lead's demo seeding
 (``webapp.demo_content``) calls it once the demo body exists.
 """
 
@@ -25,6 +26,7 @@ from analytics.benchmark import service
 from analytics.benchmark.aggregate import POPULATION_BANDS, population_band
 from analytics.benchmark.anonymise import Policy
 from analytics.benchmark.baselines import ensure_shipped_baseline
+from analytics.benchmark.indicators import response_indicators
 from analytics.benchmark.models import (
     EditionStatus,
     Respondent,
@@ -102,23 +104,28 @@ def seed_benchmark_demo(
 def _submitted(
     org_id: int, edition: SurveyEdition, record: dict[str, Any], at: dt.datetime
 ) -> SurveyResponse:
+    people = [
+        {"role": person["role"], "answers": clean_answers(edition.questions, person["answers"])}
+        for person in record["respondents"]
+    ]
     response = SurveyResponse(
         organisation_id=org_id,
         edition_id=edition.id,
         status=ResponseStatus.SUBMITTED,
+        indicators=response_indicators(edition.questions, people),
         observed=record["observed"],
         observed_at=at,
         submitted_at=at,
     )
     db.session.add(response)
     db.session.flush()
-    for person in record["respondents"]:
+    for person in people:
         db.session.add(
             Respondent(
                 organisation_id=org_id,
                 response_id=response.id,
                 role=person["role"],
-                answers=clean_answers(edition.questions, person["answers"]),
+                answers=person["answers"],
             )
         )
     db.session.flush()
