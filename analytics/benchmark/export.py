@@ -18,16 +18,20 @@ private helper until ``contacts/spreadsheet.py`` (owned elsewhere) provides the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import math
 import numbers
+import os
 import re
+import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
@@ -460,6 +464,25 @@ def render_export(export: Export, fmt: str) -> bytes:
             "export_format", "Format d'export inconnu : choisissez csv, json ou xlsx."
         )
     return renderers[fmt](export)
+
+
+def write_export_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write an export atomically: a killed export never leaves a partial file behind.
+
+    The bytes go to a temporary file beside the target, are synced, then renamed over it.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def export_filename(edition_code: str, fmt: str, generated_at: dt.datetime) -> str:

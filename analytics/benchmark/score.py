@@ -272,18 +272,6 @@ def practice_score(
             "observé",
             f"{failure:.1f} % de vos envois ont échoué (10 % ou plus donne 0).",
         )
-    value, src = get("perceived_effective")
-    if value is not None:
-        add(
-            "reach",
-            "perceived",
-            "Efficacité perçue",
-            value,
-            1,
-            src,
-            "Vos agents et élus jugent-ils l'e-mailing efficace ?",
-        )
-
     out = {}
     for dim, label in DIMENSIONS.items():
         scored = [c for c in comps[dim] if c.value is not None]

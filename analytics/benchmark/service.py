@@ -473,7 +473,11 @@ def export_edition(
         ).encode()
     ).hexdigest()
     if history and history[-1].fingerprint == fingerprint:
-        release = history[-1]
+        release = history[-1]  # the same figures again: same release, same number
+        result.metadata = [
+            (label, str(len(history)) if label == "Diffusion n°" else text)
+            for label, text in result.metadata
+        ]
     else:
         release = BenchmarkRelease(
             edition_id=edition.id,

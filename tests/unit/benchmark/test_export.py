@@ -22,6 +22,7 @@ from analytics.benchmark.export import (
     export_filename,
     export_xlsx,
     render_export,
+    write_export_file,
 )
 from analytics.benchmark.survey import load_survey_definition
 from analytics.benchmark.synthetic import FREE_TEXT_MARKER, synthetic_records
@@ -149,3 +150,22 @@ def test_an_unknown_format_is_refused():
 def test_the_file_name_is_safe():
     name = export_filename("../é 2026", "csv", dt.datetime(2026, 6, 1))
     assert name == "barometre------2026-20260601.csv"
+
+
+def test_an_export_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    target = tmp_path / "export.csv"
+    target.write_bytes(b"old")
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", broken_fsync)
+    with pytest.raises(OSError):
+        write_export_file(target, b"new export")
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_an_export_file_is_written(tmp_path):
+    write_export_file(tmp_path / "export.json", RENDERED["json"])
+    assert (tmp_path / "export.json").read_bytes() == RENDERED["json"]
