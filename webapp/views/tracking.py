@@ -439,7 +439,19 @@ def _count(org_id: int, site_key: str, data: Any) -> None:
     )
 
 
-@limiter.limit("600 per minute")
+def _too_many(_limit: Any) -> Response:
+    return _cors(make_response("", 429))
+
+
+@bp.errorhandler(429)
+def _throttled(exc: Any) -> Response:
+    """A bare 429: the site's error page would start a session (a cookie) for visitors of
+    the body's website."""
+    response = getattr(exc, "response", None)
+    return response if isinstance(response, Response) else _too_many(None)
+
+
+@limiter.limit("600 per minute", on_breach=_too_many)
 def site_hit(site_key: str):
     """The script's beacon: 204 whatever happens, except 4xx for junk; no cookie."""
     if request.method == "OPTIONS":
@@ -460,7 +472,7 @@ def site_hit(site_key: str):
     return _cors(make_response("", 204))
 
 
-@limiter.limit("600 per minute")
+@limiter.limit("600 per minute", on_breach=_too_many)
 def site_pixel(site_key: str):
     """The no-script pixel: the page is its Referer; always the GIF."""
     org_id = _site_org(site_key)
