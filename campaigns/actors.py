@@ -16,7 +16,7 @@ from dramatiq.middleware import Middleware
 from flask import current_app
 
 from campaigns import reconcile, sender
-from campaigns.delivery import first_ranges
+from campaigns.delivery import first_ranges, refresh_statistics
 from campaigns.scheduler import ReconcilerMiddleware
 from campaigns.sender import SendSettings
 from contacts.broker import broker
@@ -77,6 +77,7 @@ def deliver_batch(campaign_id: int, lo_id: int, hi_id: int) -> None:
 @dramatiq.actor(broker=broker, queue_name="send", max_retries=5)
 def start_campaign(campaign_id: int) -> None:
     """Queue the first batches of a campaign that was just moved to ``sending``."""
+    refresh_statistics()
     enqueue_lanes(campaign_id, settings_from_app())
 
 

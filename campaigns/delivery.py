@@ -44,6 +44,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 
@@ -216,6 +217,7 @@ def preview_audience(org_id: int, campaign: Campaign) -> AudiencePreview:
         return AudiencePreview(recipients=sum(counts.values()), frozen=True)
     if not _list_ids(org_id, campaign):
         return AudiencePreview(recipients=0)
+    _prefer_hash_joins()
     per_contact = (
         select(Subscription.contact_id, func.min(_reason_rank()).label("rank"))
         .join(Contact, Contact.id == Subscription.contact_id)
@@ -239,7 +241,8 @@ def has_deliveries(campaign_id: int) -> bool:
     return bool(db.session.scalar(select(exists().where(Delivery.campaign_id == campaign_id))))
 
 
-def _insert(table):
+def dialect_insert(table):
+    """``INSERT`` of the database in use (for ``on_conflict_do_nothing``)."""
     if is_postgres():
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -287,12 +290,36 @@ def freeze_audience(org_id: int, campaign: Campaign) -> int:
         "possible_duplicate",
     ]
     stmt = (
-        _insert(T)
+        dialect_insert(T)
         .from_select(columns, audience)
         .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
     )
+    _prefer_hash_joins()
     db.session.execute(stmt)
+    _prefer_hash_joins(False)
     return _row_count(campaign.id)
+
+
+def _prefer_hash_joins(on: bool = True) -> None:
+    """PostgreSQL: plan the audience join as a hash join, whatever the statistics say.
+
+    Right after a large import the tables have no statistics yet; the planner then
+    believes they hold one row and nests loops, which made freezing 10,000 contacts take
+    ten seconds instead of a tenth of one. ``SET LOCAL`` ends with the transaction.
+    """
+    if is_postgres():
+        db.session.execute(text(f"SET LOCAL enable_nestloop = {'off' if on else 'on'}"))
+
+
+def refresh_statistics() -> None:
+    """PostgreSQL: ``ANALYZE deliveries`` after a freeze, so claims use the indexes at once.
+
+    Sampled (about 30,000 rows), so it costs a fraction of a second on any table size; a
+    database user that does not own the table gets a warning, not an error.
+    """
+    if is_postgres():
+        db.session.execute(text("ANALYZE deliveries"))
+        db.session.commit()
 
 
 def _row_count(campaign_id: int) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, request
+from sqlalchemy import Select, select
 
-from campaigns import actors, delivery, editing
+from campaigns import actors, delivery, editing, resend
 from campaigns.models import Campaign
 from contacts.db import db
 from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
@@ -26,6 +27,17 @@ def _campaign(campaign_id: int) -> Campaign:
     if campaign is None:
         raise not_found("campagne")
     return campaign
+
+
+def engaged_deliveries(campaign_id: int) -> Select:
+    """``SELECT delivery_id`` of the deliveries with an open or a click (for resends)."""
+    from analytics.models import EventKind, TrackingEvent
+
+    return select(TrackingEvent.delivery_id).where(
+        TrackingEvent.campaign_id == campaign_id,
+        TrackingEvent.kind.in_((EventKind.OPEN, EventKind.CLICK)),
+        TrackingEvent.delivery_id.is_not(None),
+    )
 
 
 def _body() -> dict[str, Any]:
@@ -222,3 +234,34 @@ def campaign_deliveries(campaign_id: int):
         for key in ("sent_at", "next_attempt_at"):
             row[key] = row[key].isoformat() if row[key] else None
     return {"which": which, "deliveries": rows, "next_after": rows[-1]["id"] if rows else None}
+
+
+@bp.post("/campaigns/<int:campaign_id>/resend")
+@api_roles("officer")
+def resend_campaign(campaign_id: int):
+    """Create a draft resending a sent campaign to those who did not open it.
+    ---
+    post:
+      summary: Resend to non-openers
+      description: >
+        Only with the per-contact tracking policy, and only to recipients who consented
+        to it. The new campaign (parent_campaign_id = this one) is a draft whose audience
+        is fixed now; it is reviewed and sent like any other.
+      parameters:
+        - {in: path, name: campaign_id, required: true, schema: {type: integer}}
+      responses:
+        201: {description: "id of the new campaign, recipients"}
+        403: {description: not an officer}
+        409: {description: "tracking_not_allowed, not_sent or nobody_to_resend"}
+    """
+    parent = _campaign(campaign_id)
+    child, count = resend.create_resend(
+        org_id(), parent, engaged_deliveries(parent.id), user_id=g.api_user.id
+    )
+    db.session.commit()
+    return {
+        "id": child.id,
+        "status": child.status,
+        "parent_campaign_id": parent.id,
+        "recipients": count,
+    }, 201

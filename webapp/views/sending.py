@@ -21,7 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from campaigns import actors, delivery, editing
+from campaigns import actors, delivery, editing, resend
 from campaigns.models import Campaign, CampaignStatus
 from contacts.db import DomainError, db
 from webapp.auth import audit, current_org_id, roles_required
@@ -143,7 +143,47 @@ def show(campaign_id: int):
         data=progress.as_dict(),
         lists=LISTS,
         can_act=current_user.role in SENDERS,
+        resendable=_resendable(campaign),
     )
+
+
+def _resendable(campaign: Campaign) -> int | None:
+    """How many non-openers a resend would reach; None when it is not possible."""
+    from webapp.api.sending import engaged_deliveries
+
+    if current_user.role != "officer":
+        return None
+    try:
+        resend.check_resend_allowed(campaign.organisation_id, campaign)
+    except DomainError:
+        return None
+    return resend.count_resendable(
+        campaign.organisation_id, campaign, engaged_deliveries(campaign.id)
+    )
+
+
+@bp.route("/<int:campaign_id>/resend", methods=["POST"])
+@roles_required("officer")
+def resend_non_openers(campaign_id: int):
+    """A new draft for those who did not open; review and send it as usual."""
+    from webapp.api.sending import engaged_deliveries
+
+    campaign = _campaign_or_404(campaign_id)
+    try:
+        child, count = resend.create_resend(
+            campaign.organisation_id,
+            campaign,
+            engaged_deliveries(campaign.id),
+            user_id=current_user.id,
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(_(exc.message), "error")
+        return _back(campaign)
+    db.session.commit()
+    flash(_("Relance créée pour %(n)s destinataires : relisez-la puis soumettez-la.", n=count),
+          "success")  # fmt: skip
+    return redirect(url_for("campaigns.show", campaign_id=child.id))
 
 
 @bp.route("/<int:campaign_id>/progress.json")
