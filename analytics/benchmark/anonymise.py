@@ -32,8 +32,8 @@ The method (INSEE's « Règles » for tables and Eurostat's guidelines, adapted)
    over bodies' values (a body whose answer changed counts as a new unknown), and we
    check with linear algebra that no single body's value and no primary or
    differencing-secret cell is a linear combination of them; if one is, the smallest
-   published cell containing it becomes secret and steps 3–4 run again. Role cells are
-   covered by step 3 only.
+   published cell containing it becomes secret and steps 3–4 run again
+   (:mod:`analytics.benchmark.audit`). Role cells are covered by step 3 only.
 5. **Rounding.** Published values are rounded to ``rounding`` points (default 1);
    counts are exact. Rounding is stated in every export's metadata.
 
@@ -44,7 +44,6 @@ as in any frequency table; and the audit checks single bodies, not every group o
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -55,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.benchmark.aggregate import ALL, DIMENSIONS, TABLES, indicator_columns
+from analytics.benchmark.audit import BODY_DIMS, Audit, FrameIndex, single_blas_thread
 from contacts.db import DomainError
 
 PUBLISHED = "published"
@@ -63,8 +63,6 @@ DIFFERENCE = "difference"
 SECONDARY = "secondary"
 MIN_K = 3
 ROUNDING_STEPS = (1, 2, 5, 10)
-BODY_DIMS = ("kind", "band", "region")
-_TOL = 1e-7
 
 
 @dataclass(frozen=True)
@@ -253,11 +251,11 @@ def protect(
                     status[i] = DIFFERENCE
             prior_frames.append((frames_from_snapshot(release.snapshot)[0], release.published))
 
-    current_index = _FrameIndex(bodies, tables)
+    current_index = FrameIndex(bodies, tables)
     position = {b: i for i, b in enumerate(current_index.bodies)}
     priors = []
     for frame, published in prior_frames:
-        prior_index = _FrameIndex(frame, tables)
+        prior_index = FrameIndex(frame, tables)
         to_current = np.array([position.get(b, -1) for b in prior_index.bodies], dtype=int)
         by_indicator: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
         for key in published:
@@ -267,7 +265,7 @@ def protect(
         priors.append((prior_index, to_current, by_indicator))
 
     all_coords = list(cells[list(DIMENSIONS)].itertuples(index=False, name=None))
-    with _small_blas():
+    with single_blas_thread():
         for indicator, positions in cells.groupby("indicator", sort=False).indices.items():
             _complete(
                 indicator,
@@ -297,19 +295,6 @@ def protect(
             with_quartiles, _round(cells[col].to_numpy(dtype=float), policy.rounding), np.nan
         )
     return out
-
-
-def _small_blas() -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread for the audit's many small matrices.
-
-    Threaded OpenBLAS on a busy machine makes a 75×75 eigendecomposition 50× slower;
-    ``threadpoolctl`` (optional) turns threading off for the duration.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - works without it, only slower
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _round(values: np.ndarray, step: int) -> np.ndarray:
@@ -343,17 +328,19 @@ def _complete(
     n: np.ndarray,
     status: np.ndarray,
     known: set[str],
-    current: _FrameIndex,
-    priors: list[tuple[_FrameIndex, np.ndarray, Mapping[str, list[tuple[str, str, str]]]]],
+    current: FrameIndex,
+    priors: list[tuple[FrameIndex, np.ndarray, Mapping[str, list[tuple[str, str, str]]]]],
 ) -> None:
     coords = [all_coords[p] for p in positions]
     relations = [
         (positions[m], [positions[p] for p in parts]) for m, parts in relations_for(coords)
     ]
-    audit = _Audit(indicator, positions, coords, current, priors)
+    audit = Audit(indicator, positions, coords, current, priors)
     for _ in range(len(positions) + 1):
         _secondary(relations, keys, n, status, known)
-        extra = audit.unsafe(status, n, relations)
+        published = {p for p in positions if status[p] == PUBLISHED}
+        sensitive = {p for p in positions if status[p] in (PRIMARY, DIFFERENCE)}
+        extra = audit.unsafe(published, sensitive, n, relations)
         if extra is None:
             return
         status[extra] = SECONDARY
@@ -381,132 +368,6 @@ def _secondary(
             pick = min(candidates, key=lambda p: (keys[p] in known, n[p], keys[p]))
             status[pick] = SECONDARY
             changed = True
-
-
-class _FrameIndex:
-    """Row positions of a bodies frame per body-level cell, computed once per frame."""
-
-    def __init__(self, frame: pd.DataFrame, tables: Sequence[Sequence[str]]) -> None:
-        self.frame = frame
-        self.bodies = frame["body"].astype(str).to_numpy() if not frame.empty else np.array([])
-        self.cells: dict[tuple[str, str, str], np.ndarray] = {}
-        if frame.empty:
-            return
-        for dims in tables:
-            if "role" in dims:
-                continue
-            if not dims:
-                self.cells[(ALL, ALL, ALL)] = np.arange(len(frame))
-                continue
-            for values, rows in frame.groupby(list(dims), sort=False).indices.items():
-                values = values if isinstance(values, tuple) else (values,)
-                named = dict(zip(dims, values, strict=True))
-                self.cells[tuple(named.get(d, ALL) for d in BODY_DIMS)] = np.asarray(rows)
-
-    def values(self, indicator: str) -> np.ndarray:
-        if indicator not in self.frame:
-            return np.full(len(self.frame), np.nan)
-        return np.round(self.frame[indicator].to_numpy(dtype=float), 6)
-
-
-class _Audit:
-    """Linear audit of one indicator's body-level cells (see step 4 in the module doc).
-
-    Unknowns (columns) are the current bodies' values, plus one per body whose value in
-    an earlier release differs from today's. Known sums (rows) are the published cells.
-    """
-
-    def __init__(
-        self,
-        indicator: str,
-        positions: list[int],
-        coords: list[tuple[str, ...]],
-        current: _FrameIndex,
-        priors: list[tuple[_FrameIndex, np.ndarray, Mapping[str, list[tuple[str, str, str]]]]],
-    ) -> None:
-        values = current.values(indicator)
-        present = ~np.isnan(values)
-        self.width = len(values)
-        self.positions = [p for p, c in zip(positions, coords, strict=True) if c[3] == ALL]
-        self.members: dict[int, np.ndarray] = {}
-        empty = np.array([], dtype=int)
-        for p, c in zip(positions, coords, strict=True):
-            if c[3] == ALL:
-                rows = current.cells.get(c[:3], empty)
-                self.members[p] = rows[present[rows]]
-        self.current_cols = self.width
-        prior_rows: dict[bytes, np.ndarray] = {}
-        for prior, to_current, published in priors:
-            old = prior.values(indicator)
-            cols = np.full(len(old), -1, dtype=int)
-            mapped = to_current >= 0
-            same = np.zeros(len(old), dtype=bool)
-            same[mapped] = np.abs(values[to_current[mapped]] - old[mapped]) < 1e-6
-            cols[same] = to_current[same]
-            changed = np.nonzero(~same & ~np.isnan(old))[0]
-            cols[changed] = np.arange(self.width, self.width + len(changed))
-            self.width += len(changed)
-            for cell in published.get(indicator, ()):
-                rows = prior.cells.get(cell, empty)
-                rows = rows[~np.isnan(old[rows])]
-                row = np.sort(cols[rows])
-                prior_rows.setdefault(row.tobytes(), row)
-        self.prior_rows = list(prior_rows.values())
-        self._baseline: set[int] | None = None
-
-    def _basis(self, rows: list[np.ndarray]) -> np.ndarray:
-        unique = list({r.tobytes(): r for r in rows if len(r)}.values())
-        if not unique or self.width == 0:
-            return np.zeros((0, self.width))
-        matrix = np.zeros((len(unique), self.width))
-        for i, cols in enumerate(unique):
-            matrix[i, cols] = 1.0
-        w, u = np.linalg.eigh(matrix @ matrix.T)
-        keep = w > _TOL * max(1.0, float(w.max(initial=0.0)))
-        return (u[:, keep].T @ matrix) / np.sqrt(w[keep])[:, None]
-
-    @staticmethod
-    def _determined(basis: np.ndarray) -> set[int]:
-        if basis.size == 0:
-            return set()
-        diag = (basis**2).sum(axis=0)
-        return {int(c) for c in np.nonzero(diag > 1 - 1e-6)[0]}
-
-    def unsafe(
-        self, status: np.ndarray, n: np.ndarray, relations: list[tuple[int, list[int]]]
-    ) -> int | None:
-        """A published cell to make secret, or None when nothing can be derived."""
-        if self._baseline is None:
-            self._baseline = self._determined(self._basis(self.prior_rows))
-        published = [p for p in self.positions if status[p] == PUBLISHED]
-        basis = self._basis([self.members[p] for p in published] + self.prior_rows)
-        revealed = self._determined(basis) - self._baseline
-        for col in sorted(revealed):
-            holders = [p for p in published if col in self.members[p]]
-            if holders:
-                return min(holders, key=lambda p: (n[p], p))
-            # Revealed only by combining with an earlier release: find the current cell
-            # whose withdrawal breaks the combination, smallest first.
-            for q in sorted(published, key=lambda p: (n[p], p)):
-                rest = [self.members[p] for p in published if p != q] + self.prior_rows
-                if col not in self._determined(self._basis(rest)):
-                    return q
-        if basis.size == 0:
-            return None
-        for p in self.positions:
-            if status[p] not in (PRIMARY, DIFFERENCE) or len(self.members[p]) == 0:
-                continue
-            vector = np.zeros(self.width)
-            vector[self.members[p]] = 1.0
-            projected = basis @ vector
-            if float(vector @ vector - projected @ projected) < 1e-6 * float(vector @ vector):
-                neighbours = {q for m, parts in relations if p in (m, *parts) for q in (m, *parts)}
-                holders = [q for q in published if q in neighbours] or [
-                    q for q in published if np.intersect1d(self.members[q], self.members[p]).size
-                ]
-                if holders:
-                    return min(holders, key=lambda q: (n[q], q))
-        return None
 
 
 def published_keys(protected: pd.DataFrame) -> frozenset[str]:

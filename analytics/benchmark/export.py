@@ -11,9 +11,9 @@ Every export carries its metadata (edition, collection period, method, threshold
 rounding, reference) — as a sheet in XLSX, an object in JSON, and ``#`` lines heading
 the CSV (``pandas.read_csv(path, comment="#")`` reads it back).
 
-Cells are formula-safe: a text starting with ``= + - @``, a tab or a carriage return is
-prefixed with ``'`` so that a spreadsheet shows it instead of running it. This is a
-private helper until ``contacts/spreadsheet.py`` (owned elsewhere) provides the shared one.
+Cells are formula-safe: text a spreadsheet would run as a formula (``= + - @``, a tab…)
+is prefixed with ``'`` by the shared rule, :func:`contacts.spreadsheet.safe_cell`. The
+XLSX is written by :mod:`analytics.benchmark.xlsx` (two sheets, inline strings, fast).
 """
 
 from __future__ import annotations
@@ -24,16 +24,12 @@ import datetime as dt
 import io
 import json
 import math
-import numbers
 import os
-import re
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 import pandas as pd
 
@@ -58,7 +54,9 @@ from analytics.benchmark.anonymise import (
 from analytics.benchmark.baselines import BaselineTable
 from analytics.benchmark.indicators import OBSERVED_LABELS
 from analytics.benchmark.survey import indicator_catalogue
+from analytics.benchmark.xlsx import write_xlsx
 from contacts.db import DomainError
+from contacts.spreadsheet import safe_cell
 
 FORMATS = ("csv", "json", "xlsx")
 CONTENT_TYPES = {
@@ -99,7 +97,6 @@ COLUMNS = [
     "statut",
 ]
 NUMERIC = {"nb_organismes", "valeur_pct", "q1_pct", "mediane_pct", "q3_pct", "reference_pct"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -307,12 +304,10 @@ def _row(
 
 
 def _safe_cell(value: Any) -> Any:
-    """A value a spreadsheet will show, never evaluate (CSV/XLSX formula injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    """A value a spreadsheet will show, never evaluate (the shared rule, plus no NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    return safe_cell(value)
 
 
 def export_csv(export: Export) -> bytes:
@@ -344,116 +339,12 @@ def export_json(export: Export) -> bytes:
 def export_xlsx(export: Export) -> bytes:
     """Two sheets: « Métadonnées » then « Indicateurs »; every text cell is formula-safe.
 
-    Written as SpreadsheetML directly (openpyxl took ~2 s for a 1,000-body export):
-    texts are inline strings, which a spreadsheet never evaluates, and are ``'``-prefixed
+    Texts are inline strings, which a spreadsheet never evaluates, and are ``'``-prefixed
     like the CSV for good measure.
     """
     meta = [["Rubrique", "Valeur"], *([label, text] for label, text in export.metadata)]
     data = [export.columns, *export.rows]
-    return _xlsx([("Métadonnées", meta), ("Indicateurs", data)])
-
-
-def _xlsx(sheets: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bytes:
-    ns = "http://schemas.openxmlformats.org/"
-    rel = ns + "officeDocument/2006/relationships"
-    ct_sheet = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
-    files = {
-        "[Content_Types].xml": (
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f'<Types xmlns="{ns}package/2006/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
-            'officedocument.spreadsheetml.sheet.main+xml"/>'
-            + "".join(
-                f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{ct_sheet}"/>'
-                for i in range(1, len(sheets) + 1)
-            )
-            + "</Types>"
-        ),
-        "_rels/.rels": (
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f'<Relationships xmlns="{ns}package/2006/relationships">'
-            f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
-            "</Relationships>"
-        ),
-        "xl/workbook.xml": (
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f'<workbook xmlns="{ns}spreadsheetml/2006/main" xmlns:r="{rel}"><sheets>'
-            + "".join(
-                f'<sheet name="{_xml(name)}" sheetId="{i}" r:id="rId{i}"/>'
-                for i, (name, _) in enumerate(sheets, start=1)
-            )
-            + "</sheets></workbook>"
-        ),
-        "xl/_rels/workbook.xml.rels": (
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f'<Relationships xmlns="{ns}package/2006/relationships">'
-            + "".join(
-                f'<Relationship Id="rId{i}" Type="{rel}/worksheet" '
-                f'Target="worksheets/sheet{i}.xml"/>'
-                for i in range(1, len(sheets) + 1)
-            )
-            + "</Relationships>"
-        ),
-    }
-    for i, (_, rows) in enumerate(sheets, start=1):
-        files[f"xl/worksheets/sheet{i}.xml"] = _sheet_xml(rows, ns)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
-def _sheet_xml(rows: Sequence[Sequence[Any]], ns: str) -> str:
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-        f'<worksheet xmlns="{ns}spreadsheetml/2006/main"><sheetData>'
-    ]
-    width = max((len(row) for row in rows), default=0)
-    letters = [_column(c) for c in range(width)]
-    texts: dict[str, str] = {}  # labels repeat on every row: escape each once
-    for r, row in enumerate(rows, start=1):
-        parts.append(f'<row r="{r}">')
-        for c, value in enumerate(row):
-            if value is None:
-                continue
-            if isinstance(value, str):
-                cell = texts.get(value)
-                if cell is None:
-                    cell = texts[value] = (
-                        f'" t="inlineStr"><is><t>{_xml(str(_safe_cell(value)))}</t></is></c>'
-                    )
-                parts.append(f'<c r="{letters[c]}{r}{cell}')
-                continue
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
-                number = float(value)
-                if math.isfinite(number):
-                    shown = str(int(number)) if number.is_integer() else repr(number)
-                    parts.append(f'<c r="{letters[c]}{r}"><v>{shown}</v></c>')
-                continue
-            text = _xml(str(_safe_cell(str(value))))
-            parts.append(f'<c r="{letters[c]}{r}" t="inlineStr"><is><t>{text}</t></is></c>')
-        parts.append("</row>")
-    parts.append("</sheetData></worksheet>")
-    return "".join(parts)
-
-
-def _column(index: int) -> str:
-    name = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        name = chr(65 + rem) + name
-    return name
-
-
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _xml(text: str) -> str:
-    return xml_escape(_XML_INVALID.sub("", text), {'"': "&quot;"})
+    return write_xlsx([("Métadonnées", meta), ("Indicateurs", data)])
 
 
 def render_export(export: Export, fmt: str) -> bytes:
