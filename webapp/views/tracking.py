@@ -156,14 +156,17 @@ def flush_events(app: Flask | None = None) -> int:
 # ---------------------------------------------------------------------------- helpers
 
 
+_GIF_HEADERS = (
+    ("Content-Type", "image/gif"),
+    ("Cache-Control", NO_STORE),
+    ("Pragma", "no-cache"),
+    ("Expires", "0"),
+    ("Cross-Origin-Resource-Policy", "cross-origin"),
+)
+
+
 def _gif(status: int = 200) -> Response:
-    response = make_response(GIF, status)
-    response.headers["Content-Type"] = "image/gif"
-    response.headers["Cache-Control"] = NO_STORE
-    response.headers["Pragma"] = "no-cache"
-    response.headers["Expires"] = "0"
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    return response
+    return Response(GIF, status=status, headers=_GIF_HEADERS)
 
 
 def _not_found() -> Response:
