@@ -548,7 +548,7 @@ def claim_rows(
     now = now_expr()
     if hourly_limit:
         ratelimit.lock_body_quota(org_id)
-        remaining = ratelimit.hourly_remaining(org_id, hourly_limit, now)
+        remaining = ratelimit.hourly_remaining(org_id, hourly_limit, later_expr(-3600))
         if remaining is not None and remaining <= 0:
             db.session.commit()
             return Claim([], quota_blocked=True)

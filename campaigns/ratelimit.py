@@ -95,12 +95,12 @@ def process_limiter(rate: float | None) -> RateLimiter:
 # --------------------------------------------------------------------- hourly body caps
 
 
-def _counted_clause(org_id: int, now: ColumnElement) -> ColumnElement[bool]:
+def _counted_clause(org_id: int, hour_ago: ColumnElement) -> ColumnElement[bool]:
     return and_(
         Delivery.organisation_id == org_id,
         or_(
             Delivery.status == DeliveryStatus.SENDING,
-            and_(Delivery.status.in_(COUNTED), Delivery.sent_at > now - HOUR),
+            and_(Delivery.status.in_(COUNTED), Delivery.sent_at > hour_ago),
         ),
     )
 

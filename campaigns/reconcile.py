@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, select, text, update
 
 from campaigns import delivery, ratelimit
-from campaigns.delivery import CLAIMABLE, T, db_now, is_postgres, now_expr
+from campaigns.delivery import CLAIMABLE, T, db_now, is_postgres, later_expr, now_expr
 from campaigns.models import Campaign, CampaignStatus, DeliveryStatus
 from contacts.db import db
 from contacts.models import Organisation
@@ -92,7 +92,7 @@ def is_stalled(
         return False
     org = db.session.get(Organisation, campaign.organisation_id)
     if org is not None and org.hourly_limit:
-        left = ratelimit.hourly_remaining(org.id, org.hourly_limit, now_expr())
+        left = ratelimit.hourly_remaining(org.id, org.hourly_limit, later_expr(-3600))
         if left == 0:
             return False  # waiting for the hourly cap, not stalled
     last = last_activity(campaign.id, lease_seconds) or campaign.started_at
