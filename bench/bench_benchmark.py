@@ -246,8 +246,9 @@ def main() -> int:
             "machine. "
             + (
                 f"The load average ({load[0]:.1f}) exceeded the {os.cpu_count()} cores during "
-                "this run: other processes took turns on the CPU, so wall times are inflated "
-                "and the verdicts (and the exit status) rest on CPU time."
+                "this run: other processes took turns on the CPU, so wall times are inflated; "
+                "where a wall time misses its target, the verdict (and the exit status) rests "
+                "on CPU time."
                 if busy
                 else "The machine was not saturated: wall times are representative."
             ),
