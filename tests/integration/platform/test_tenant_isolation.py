@@ -66,7 +66,34 @@ def _foreign_objects(other) -> dict[str, int]:
         "user_id": user.id,
         "token_id": token.id,
     }
+    ids.update(_benchmark_objects(other))
     return ids
+
+
+def _benchmark_objects(other) -> dict[str, int]:
+    """A survey edition (the association's: body users may not manage it) and a respondent
+    of ``other``'s answer to it."""
+    import datetime as dt
+
+    from analytics.benchmark.models import Respondent, SurveyEdition, SurveyResponse
+    from contacts.db import utcnow
+
+    edition = SurveyEdition(
+        code=f"iso-{other.id}",
+        title="Édition test",
+        opens_at=utcnow(),
+        closes_at=utcnow() + dt.timedelta(days=30),
+        questions={},
+    )
+    db.session.add(edition)
+    db.session.flush()
+    response = SurveyResponse(organisation_id=other.id, edition_id=edition.id)
+    db.session.add(response)
+    db.session.flush()
+    respondent = Respondent(organisation_id=other.id, response_id=response.id, role="agent")
+    db.session.add(respondent)
+    db.session.flush()
+    return {"edition_id": edition.id, "response_id": response.id, "respondent_id": respondent.id}
 
 
 def _snapshot(org_id: int) -> dict[str, list]:
