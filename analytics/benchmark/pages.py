@@ -46,6 +46,8 @@ THEME_LABELS = {
     "perception": "Perception",
     "obstacle": "Freins",
 }
+# What protect() returns, for the empty edition (no answer yet).
+PROTECTED_COLUMNS = ["indicator", "kind", "band", "region", "role", "key", "status", "n", "value"]
 PEER_GROUP_LABELS = {
     "kind_band": "organismes du même type et de même taille",
     "kind": "organismes du même type",
@@ -203,7 +205,7 @@ def analyst_page(
             cells, bodies, policy, roles=roles, releases=releases, quantile_indicators=quartiles
         )
         if not cells.empty
-        else pd.DataFrame(columns=["indicator", "kind", "band", "region", "role", "status"])
+        else pd.DataFrame(columns=PROTECTED_COLUMNS)
     )
     rates = {
         "total": _records(response_rates(participation)),
