@@ -236,3 +236,16 @@ def test_the_benchmark_index_routes_each_role_to_its_page(client, login_as):
     page = body_client.get("/benchmark/")
     assert page.status_code == 200
     assert "Répondre au questionnaire" in _text(page)
+
+
+def test_the_analyst_sees_a_new_edition_before_any_answer_arrives(client, login_as, org):
+    edition = make_edition("2027")
+    service.add_respondent(org.id, edition.id, "agent")  # one body has started, none sent
+    db.session.commit()
+    login_as("analyst")
+    response = client.get(f"/benchmark/editions/{edition.id}")
+    assert response.status_code == 200
+    page = _text(response)
+    assert '<span class="big">0</span>' in page  # no response sent yet
+    assert '<span class="big">1</span>' in page  # one in progress
+    assert "Pas encore de réponse envoyée pour ce thème." in page
