@@ -97,3 +97,22 @@ def test_trends_hide_editions_with_too_few_bodies():
     survey = [t for t in result["trends"] if t["kind_of_source"] == "survey"]
     assert survey and all(t["mean"] is None for t in survey)
     assert isinstance(pd.DataFrame(result["trends"]), pd.DataFrame)
+
+
+def test_an_edition_without_answers_gives_an_empty_analyst_page():
+    bodies, roles = build_frames([], DEFN)
+    part = pd.DataFrame(
+        [
+            {
+                "kind": "commune",
+                "region": "R",
+                "band": "lt2k",
+                "status": "none",
+                "agents": 0,
+                "elected": 0,
+            }
+        ]
+    )
+    result = analyst_page(bodies, roles, part, DEFN, policy=Policy(k=5), edition_code="e")
+    assert result["breakdowns"]["kind"]["rows"] == []
+    assert result["response_rates"]["total"][0]["submitted"] == 0
