@@ -35,17 +35,23 @@ from flask import (
 from flask_login import current_user
 
 from analytics.benchmark import service, services
-from analytics.benchmark.aggregate import BAND_LABELS, POPULATION_BANDS, ROLE_LABELS
+from analytics.benchmark.aggregate import (
+    BAND_LABELS,
+    POPULATION_BANDS,
+    ROLE_LABELS,
+    population_band,
+)
 from analytics.benchmark.anonymise import Policy
 from analytics.benchmark.baselines import import_baseline_edition, list_baseline_tables
 from analytics.benchmark.export import FORMATS, KIND_LABELS
-from analytics.benchmark.models import ResponseStatus, SurveyEdition
+from analytics.benchmark.models import Respondent, ResponseStatus, SurveyEdition, SurveyResponse
 from analytics.benchmark.pages import THEME_LABELS
 from analytics.benchmark.score import DIMENSIONS
 from analytics.benchmark.survey import ROLE_LABELS as RESPONDENT_LABELS
 from analytics.benchmark.survey import answer_progress, indicator_catalogue, iter_questions
-from contacts.db import DomainError, db
+from contacts.db import DomainError, db, get_scoped
 from webapp.auth import current_org_id, roles_required
+from webapp.templating import current_org
 
 bp = Blueprint("benchmark", __name__, url_prefix="/benchmark")
 
@@ -127,15 +133,10 @@ def _unique(editions: list[SurveyEdition]) -> list[SurveyEdition]:
 
 
 def _org_kind() -> str:
-    from webapp.templating import current_org
-
     return current_org().kind
 
 
 def _band_label() -> str:
-    from analytics.benchmark.aggregate import population_band
-    from webapp.templating import current_org
-
     return BAND_LABELS.get(population_band(current_org().population), "")
 
 
@@ -263,19 +264,14 @@ def respondent(respondent_id: int):
     )
 
 
-def _respondent_or_404(org_id: int, respondent_id: int):
-    from analytics.benchmark.models import Respondent
-    from contacts.db import get_scoped
-
+def _respondent_or_404(org_id: int, respondent_id: int) -> Respondent:
     person = get_scoped(Respondent, org_id, respondent_id)
     if person is None:
         abort(404)
     return person
 
 
-def _edition_of(person) -> tuple[SurveyEdition, Any]:
-    from analytics.benchmark.models import SurveyResponse
-
+def _edition_of(person: Respondent) -> tuple[SurveyEdition, SurveyResponse]:
     response = db.session.get(SurveyResponse, person.response_id)
     return db.session.get(SurveyEdition, response.edition_id), response
 
