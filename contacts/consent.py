@@ -23,10 +23,11 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, event, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, event, false, or_, select, text
 
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
 from contacts.models import (
@@ -268,14 +269,17 @@ def bulk_grant(
     actor_user_id: int | None = None,
     api_token_id: int | None = None,
     at: dt.datetime | None = None,
+    executor: Any = None,
 ) -> int:
-    """Grant many contacts on one list in two multi-row INSERTs (imports); returns the count.
+    """Grant many contacts on one list in bulk (imports); returns how many were granted.
 
     ``grants`` are ``(contact_id, evidence)`` for active contacts with no subscription on
     the list yet: the caller (``contacts.imports``) has sorted out duplicates, withdrawals
     and suppressed addresses. The rule is :func:`record_consent`'s for a file: active at
     once, or pending and flagged when the source is risky (double opt-in concerns forms).
-    Flushes; the caller commits.
+    A subscription created meanwhile by a concurrent sign-up is left alone (not counted).
+    ``mlist`` needs only ``id`` and ``purpose``; ``executor`` is the session (default) or
+    a Connection (the import's writer thread). The caller commits.
     """
     if not grants:
         return 0
@@ -284,8 +288,21 @@ def bulk_grant(
     at = at or utcnow()
     risky = is_risky(source)
     status = SubscriptionStatus.PENDING if risky else SubscriptionStatus.ACTIVE
-    db.session.execute(
-        Subscription.__table__.insert(),
+    from contacts.people import dialect_of
+
+    executor = executor if executor is not None else db.session
+    if dialect_of(executor) == "postgresql":
+        return _pg_bulk_grant(
+            executor, org_id, mlist, grants, status, source, legal_basis, risky, at,
+            import_batch_id, actor_user_id, api_token_id,
+        )  # fmt: skip
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    table = Subscription.__table__
+    inserted = executor.execute(
+        sqlite_insert(table)
+        .on_conflict_do_nothing(index_elements=["list_id", "contact_id"])
+        .returning(table.c.contact_id),
         [
             {
                 "organisation_id": org_id,
@@ -301,7 +318,11 @@ def bulk_grant(
             for contact_id, _ in grants
         ],
     )
-    db.session.execute(
+    done = {contact_id for (contact_id,) in inserted}
+    grants = [(contact_id, evidence) for contact_id, evidence in grants if contact_id in done]
+    if not grants:
+        return 0
+    executor.execute(
         ConsentEvent.__table__.insert(),
         [
             {
@@ -322,6 +343,74 @@ def bulk_grant(
         ],
     )
     return len(grants)
+
+
+# PostgreSQL: the grants go in by COPY into a temporary table, then two INSERT ... SELECT
+# (see contacts.people.pg_copy_rows and bench/reports/import.md for why).
+_PG_GRANT_ROWS = "crieur_import_grants"
+# One statement: subscriptions first, then a ledger row for each subscription really
+# inserted (a concurrent sign-up for the same address and list wins, and is not doubled).
+_PG_INSERT_GRANTS = text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO subscriptions (organisation_id, list_id, contact_id, status, source,
+                                   legal_basis, is_risky, tracking_consent, created_at)
+        SELECT :org_id, :list_id, t.contact_id, :status, :source, :legal_basis, :is_risky,
+               false, :at
+        FROM {_PG_GRANT_ROWS} AS t
+        ON CONFLICT (list_id, contact_id) DO NOTHING
+        RETURNING contact_id
+    )
+    INSERT INTO consent_events (organisation_id, contact_id, list_id, purpose, action,
+                                legal_basis, source, evidence, actor_user_id,
+                                import_batch_id, api_token_id, created_at)
+    SELECT :org_id, t.contact_id, :list_id, :purpose, :action, :legal_basis, :source,
+           CAST(t.evidence AS json), :actor_user_id, :import_batch_id, :api_token_id, :at
+    FROM inserted JOIN {_PG_GRANT_ROWS} AS t ON t.contact_id = inserted.contact_id
+    """
+)
+
+
+def _pg_bulk_grant(
+    executor: Any,
+    org_id: int,
+    mlist: MailingList,
+    grants: Sequence[tuple[int, dict[str, Any]]],
+    status: str,
+    source: str,
+    legal_basis: str,
+    risky: bool,
+    at: dt.datetime,
+    import_batch_id: int | None,
+    actor_user_id: int | None,
+    api_token_id: int | None,
+) -> int:
+    from contacts.people import pg_copy_rows
+
+    pg_copy_rows(
+        executor,
+        _PG_GRANT_ROWS,
+        "contact_id integer, evidence text",
+        [(contact_id, json.dumps(evidence)) for contact_id, evidence in grants],
+    )
+    result = executor.execute(
+        _PG_INSERT_GRANTS,
+        {
+            "org_id": org_id,
+            "list_id": mlist.id,
+            "source": source,
+            "legal_basis": legal_basis,
+            "at": at,
+            "status": str(status),
+            "is_risky": risky,
+            "purpose": mlist.purpose,
+            "action": str(ConsentAction.GRANT),
+            "actor_user_id": actor_user_id,
+            "import_batch_id": import_batch_id,
+            "api_token_id": api_token_id,
+        },
+    )
+    return result.rowcount
 
 
 def confirm_subscription(

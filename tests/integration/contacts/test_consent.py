@@ -185,3 +185,20 @@ def test_find_contact_matches_any_case_and_spacing(org):
     contact = make_contact(org, email="Jean.Dupont@Mairie.fr")
     assert people.find_contact(org.id, "  JEAN.dupont@mairie.FR ") == contact
     assert db.session.scalar(select(ConsentEvent.id)) is None
+
+
+def test_bulk_grant_leaves_a_subscription_made_meanwhile_alone(org):
+    lst = make_list(org)
+    already = make_contact(org, lst)
+    fresh = make_contact(org)
+    count = consent.bulk_grant(
+        org.id,
+        lst,
+        [(already.id, {"row": 2}), (fresh.id, {"row": 3})],
+        source="internal_file",
+        legal_basis="consent",
+    )
+    assert count == 1
+    assert [e.action for e in consent.consent_history(org.id, already.id)] == ["grant"]
+    assert consent.consent_history(org.id, fresh.id)[0].evidence == {"row": 3}
+    assert consent.is_sendable(org.id, fresh.id, lst.id)
