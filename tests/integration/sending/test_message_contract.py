@@ -119,3 +119,37 @@ def test_accented_names_are_encoded_words_and_nothing_can_inject_a_header(
     assert b"\r\nBcc:" not in head
     assert b"=?utf-8?b?" in head
     assert relay.messages[0].rcpt_tos == [person.email]
+
+
+def test_a_body_with_a_dkim_key_signs_every_message_including_the_rfc_8058_headers(
+    app, body, newsletter_list, relay, tmp_path
+):
+    import re
+    import shutil
+    import subprocess
+
+    import dkim
+
+    from campaigns.dkim import public_key_record
+    from tests.services import need
+
+    need("openssl", shutil.which("openssl") is not None, "openssl generates the test key")
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                   capture_output=True)  # fmt: skip
+    body.dkim_selector = "crieur"
+    body.dkim_private_key = key.read_text()
+    record = public_key_record(key.read_bytes()).encode()
+
+    _send(app, body, newsletter_list, 2)
+
+    def dnsfunc(name, timeout=5):
+        assert name == f"crieur._domainkey.{body.mail_domain}.".encode()
+        return record
+
+    for received in relay.messages:
+        raw = received.content
+        signature = raw.split(b"\r\n\r\n", 1)[0].split(b"DKIM-Signature:", 1)[1]
+        h_tag = re.search(rb"h=([^;]+);", signature).group(1).replace(b"\r\n ", b"")
+        assert b"list-unsubscribe:list-unsubscribe-post" in h_tag.replace(b" ", b"")
+        assert dkim.verify(raw, dnsfunc=dnsfunc)
