@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7e8163db607c
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 12:05:48.898903
+Create Date: 2026-11-25 12:56:15.367923
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import contacts.db
 
 
 # revision identifiers, used by Alembic.
-revision = '7e8163db607c'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -100,6 +100,19 @@ def upgrade():
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_messages_organisation_id'), ['organisation_id'], unique=False)
 
+    op.create_table('practice_signals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_practice_signals_organisation_id_organisations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_practice_signals')),
+    sa.UniqueConstraint('organisation_id', 'kind', 'day', name=op.f('uq_practice_signals_organisation_id'))
+    )
+    with op.batch_alter_table('practice_signals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_practice_signals_organisation_id'), ['organisation_id'], unique=False)
+
     op.create_table('segments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -170,6 +183,19 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_audit_lines_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_lines'))
     )
+    op.create_table('baseline_editions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('source', sa.Text(), nullable=False),
+    sa.Column('is_shipped', sa.Boolean(), nullable=False),
+    sa.Column('loaded_by_id', sa.Integer(), nullable=True),
+    sa.Column('loaded_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['loaded_by_id'], ['users.id'], name=op.f('fk_baseline_editions_loaded_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_baseline_editions')),
+    sa.UniqueConstraint('code', name=op.f('uq_baseline_editions_code'))
+    )
     op.create_table('campaigns',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
@@ -229,6 +255,55 @@ def upgrade():
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.create_index('ix_subscriptions_list_status_contact', ['list_id', 'status', 'contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subscriptions_organisation_id'), ['organisation_id'], unique=False)
+
+    op.create_table('survey_editions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=80), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('opens_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closes_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('questions', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('baseline_code', sa.String(length=40), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_survey_editions_created_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_editions')),
+    sa.UniqueConstraint('code', name=op.f('uq_survey_editions_code'))
+    )
+    op.create_table('baseline_values',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('baseline_edition_id', sa.Integer(), nullable=False),
+    sa.Column('indicator', sa.String(length=80), nullable=False),
+    sa.Column('theme', sa.String(length=40), nullable=False),
+    sa.Column('label_fr', sa.String(length=300), nullable=False),
+    sa.Column('label_en', sa.String(length=300), nullable=False),
+    sa.Column('value_pct', sa.Double(), nullable=False),
+    sa.Column('qualifier', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.String(length=300), nullable=False),
+    sa.ForeignKeyConstraint(['baseline_edition_id'], ['baseline_editions.id'], name=op.f('fk_baseline_values_baseline_edition_id_baseline_editions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_baseline_values')),
+    sa.UniqueConstraint('baseline_edition_id', 'indicator', name=op.f('uq_baseline_values_baseline_edition_id'))
+    )
+    with op.batch_alter_table('baseline_values', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_baseline_values_baseline_edition_id'), ['baseline_edition_id'], unique=False)
+
+    op.create_table('benchmark_releases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('edition_id', sa.Integer(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=False),
+    sa.Column('published_cells', sa.JSON(), nullable=False),
+    sa.Column('figures', sa.JSON(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_benchmark_releases_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['edition_id'], ['survey_editions.id'], name=op.f('fk_benchmark_releases_edition_id_survey_editions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_benchmark_releases'))
+    )
+    with op.batch_alter_table('benchmark_releases', schema=None) as batch_op:
+        batch_op.create_index('ix_benchmark_releases_edition_created', ['edition_id', 'created_at'], unique=False)
 
     op.create_table('campaign_links',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -341,6 +416,28 @@ def upgrade():
         batch_op.create_index('ix_site_hits_org_created', ['organisation_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_site_hits_organisation_id'), ['organisation_id'], unique=False)
 
+    op.create_table('survey_responses',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('edition_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('observed', sa.JSON(), nullable=False),
+    sa.Column('observed_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('indicators', sa.JSON(), nullable=False),
+    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=True),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['edition_id'], ['survey_editions.id'], name=op.f('fk_survey_responses_edition_id_survey_editions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_survey_responses_organisation_id_organisations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_survey_responses_submitted_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_responses')),
+    sa.UniqueConstraint('organisation_id', 'edition_id', name=op.f('uq_survey_responses_organisation_id'))
+    )
+    with op.batch_alter_table('survey_responses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_responses_edition_id'), ['edition_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_survey_responses_organisation_id'), ['organisation_id'], unique=False)
+
     op.create_table('answers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -385,6 +482,24 @@ def upgrade():
         batch_op.create_index('ix_consent_events_contact_created', ['contact_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_events_organisation_id'), ['organisation_id'], unique=False)
 
+    op.create_table('survey_respondents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('answers', sa.JSON(), nullable=False),
+    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_survey_respondents_organisation_id_organisations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['response_id'], ['survey_responses.id'], name=op.f('fk_survey_respondents_response_id_survey_responses'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_survey_respondents_user_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_respondents'))
+    )
+    with op.batch_alter_table('survey_respondents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_respondents_organisation_id'), ['organisation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_survey_respondents_response_id'), ['response_id'], unique=False)
+
     op.create_table('tracking_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -422,6 +537,11 @@ def downgrade():
         batch_op.drop_index('ix_tracking_events_campaign_kind_created')
 
     op.drop_table('tracking_events')
+    with op.batch_alter_table('survey_respondents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_survey_respondents_response_id'))
+        batch_op.drop_index(batch_op.f('ix_survey_respondents_organisation_id'))
+
+    op.drop_table('survey_respondents')
     with op.batch_alter_table('consent_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_events_organisation_id'))
         batch_op.drop_index('ix_consent_events_contact_created')
@@ -431,6 +551,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_answers_organisation_id'))
 
     op.drop_table('answers')
+    with op.batch_alter_table('survey_responses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_survey_responses_organisation_id'))
+        batch_op.drop_index(batch_op.f('ix_survey_responses_edition_id'))
+
+    op.drop_table('survey_responses')
     with op.batch_alter_table('site_hits', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_site_hits_organisation_id'))
         batch_op.drop_index('ix_site_hits_org_created')
@@ -456,6 +581,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_campaign_links_campaign_id'))
 
     op.drop_table('campaign_links')
+    with op.batch_alter_table('benchmark_releases', schema=None) as batch_op:
+        batch_op.drop_index('ix_benchmark_releases_edition_created')
+
+    op.drop_table('benchmark_releases')
+    with op.batch_alter_table('baseline_values', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_baseline_values_baseline_edition_id'))
+
+    op.drop_table('baseline_values')
+    op.drop_table('survey_editions')
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscriptions_organisation_id'))
         batch_op.drop_index('ix_subscriptions_list_status_contact')
@@ -466,6 +600,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_campaigns_organisation_id'))
 
     op.drop_table('campaigns')
+    op.drop_table('baseline_editions')
     op.drop_table('audit_lines')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
@@ -483,6 +618,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_segments_organisation_id'))
 
     op.drop_table('segments')
+    with op.batch_alter_table('practice_signals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_practice_signals_organisation_id'))
+
+    op.drop_table('practice_signals')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_messages_organisation_id'))
 
