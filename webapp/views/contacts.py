@@ -242,9 +242,15 @@ def people_index():
     if status and status not in {s.value for s in ContactStatus}:
         status = None
     page = _page()
-    found = people.search_contacts(
-        org_id, q=q, list_id=list_id, status=status, limit=PAGE, offset=(page - 1) * PAGE
-    )
+    stale = request.args.get("stale") == "1"
+    if stale:
+        months = current_org().retention_months
+        query = gdpr.stale_contacts_query(org_id, months).order_by(Contact.id)
+        found = list(db.session.scalars(query.limit(PAGE).offset((page - 1) * PAGE)))
+    else:
+        found = people.search_contacts(
+            org_id, q=q, list_id=list_id, status=status, limit=PAGE, offset=(page - 1) * PAGE
+        )
     return render_template(
         "contacts/people.html",
         contacts=found,
@@ -255,6 +261,7 @@ def people_index():
         lists=lists.all_lists(org_id),
         page=page,
         page_size=PAGE,
+        stale=stale,
     )
 
 

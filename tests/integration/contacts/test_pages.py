@@ -335,3 +335,23 @@ def test_every_page_with_another_bodys_ids_is_not_found(client, login_as, org):
     assert db.session.get(Contact, contact.id).status == "active"
     assert db.session.get(MailingList, lst.id).name != "pirate"
     assert db.session.get(Segment, seg.id) is not None
+
+
+def test_contacts_without_activity_past_the_retention_period_are_flagged(client, login_as, org):
+    import datetime as dt
+
+    from contacts import gdpr
+    from contacts.db import utcnow
+
+    login_as("officer")
+    lst = make_list(org)
+    old = make_contact(org, lst, email="ancien@exemple.fr")
+    recent = make_contact(org, lst, email="recent@exemple.fr")
+    old.created_at = utcnow() - dt.timedelta(days=4 * 365)
+    old.last_activity_at = None
+    recent.last_activity_at = utcnow() - dt.timedelta(days=10)
+    db.session.commit()
+    assert gdpr.count_stale(org.id, 36) == 1
+    page = client.get("/contacts/people?stale=1").get_data(as_text=True)
+    assert "ancien@exemple.fr" in page and "recent@exemple.fr" not in page
+    assert "reconsentement" in client.get(f"/contacts/people/{old.id}").get_data(as_text=True)

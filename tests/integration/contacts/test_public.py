@@ -313,3 +313,40 @@ def test_the_subscription_form_is_rate_limited(client, org, app_config):
     path = _subscribe_path(org, lst)
     codes = [client.post(path, data={"email": f"r{i}@exemple.fr"}).status_code for i in range(7)]
     assert 429 in codes
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_one_click_works_cross_site_without_a_csrf_token(client, org, app_config):
+    lst = make_list(org)
+    contact = make_contact(org, lst)
+    db.session.commit()
+    response = client.post(
+        _unsub_path(org, contact, lst),
+        data=ONE_CLICK,
+        headers={"Origin": "https://mail.provider.example"},
+    )
+    assert response.status_code == 200
+    assert suppression.is_suppressed(org.id, contact.email, secret())
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_the_embedded_form_posts_from_the_bodys_site(client, org, app_config):
+    lst = make_list(org, double_opt_in=True)
+    db.session.commit()
+    response = client.post(
+        _subscribe_path(org, lst) + "?embed=1",
+        data={"email": "voisin@exemple.fr", "consent": "1"},
+        headers={"Origin": "https://www.ville.example"},
+    )
+    assert response.status_code == 200
+    assert people.find_contact(org.id, "voisin@exemple.fr") is not None
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_the_preference_centre_needs_its_csrf_token(client, org, app_config):
+    lst = make_list(org)
+    contact = make_contact(org, lst)
+    db.session.commit()
+    path = links.preferences_url(PUBLIC, secret(), org.id, contact.id).removeprefix(PUBLIC)
+    assert client.post(path, data={"action": "unsubscribe_all"}).status_code == 403
+    assert not suppression.is_suppressed(org.id, contact.email, secret())
