@@ -279,3 +279,39 @@ def test_cancel_stops_sending_and_marks_the_waiting_rows(body, newsletter_list, 
     assert after.claimed == 0
     assert statuses(campaign.id) == {"sent": 5, "cancelled": 15}
     assert len(relay.messages) == 5
+
+
+def test_a_one_click_unsubscribe_while_the_row_is_already_claimed_still_wins(
+    body, newsletter_list, relay
+):
+    from contacts.consent import withdraw_all
+
+    campaign, ids = _start(body, newsletter_list, 12)
+    settings = sender.SendSettings.from_config(_app().config)
+    settings = sender.SendSettings(**{**settings.__dict__, "recheck_seconds": 0.0})
+    leaver = db.session.get(Contact, ids[9])
+    rows = sorted(_row_ids(campaign))
+    secret = _app().config["CRIEUR_SECRET_KEY"]
+    sent = {"n": 0}
+
+    class UnsubscribeDuringSend:
+        def __init__(self, transport):
+            self.transport = transport
+
+        def send(self, *args):
+            sent["n"] += 1
+            if sent["n"] == 3:  # all 12 rows are claimed by now
+                withdraw_all(body.id, leaver.id, secret, method="one_click")
+                db.session.commit()
+            return self.transport.send(*args)
+
+    from campaigns.mailer import transport_for
+
+    result = sender.send_batch(
+        campaign.id, rows[0], rows[-1], settings,
+        transport=UnsubscribeDuringSend(transport_for(body, "")),
+    )  # fmt: skip
+
+    assert result.claimed == 12
+    assert leaver.email not in relay.recipients()
+    assert statuses(campaign.id) == {"sent": 11, "skipped": 1}
