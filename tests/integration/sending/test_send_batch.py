@@ -315,3 +315,20 @@ def test_a_one_click_unsubscribe_while_the_row_is_already_claimed_still_wins(
     assert result.claimed == 12
     assert leaver.email not in relay.recipients()
     assert statuses(campaign.id) == {"sent": 11, "skipped": 1}
+
+
+def test_without_a_relay_the_messages_land_in_the_outbox_once_each(org):
+    from campaigns.models import OutboxMessage
+    from tests.factories import make_list
+
+    lst = make_list(org)
+    campaign, ids = _start(org, lst, 7)
+
+    drive(_app(), campaign.id)
+
+    captured = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.organisation_id == org.id)
+    ).all()
+    assert sorted(m.recipients for m in captured) == sorted(_emails(ids).values())
+    assert all(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in m.raw for m in captured)
+    assert statuses(campaign.id) == {"sent": 7}
