@@ -47,7 +47,7 @@ website_url)`` rather than to ``link.url`` so that both policies count the same.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from analytics import links as consent_links
@@ -199,8 +199,3 @@ def stored_links(rows: Iterable[object]) -> list[StoredLink]:
         StoredLink(n, int(row.id), str(row.url))  # type: ignore[attr-defined]
         for n, row in enumerate(rows, 1)
     ]
-
-
-def link_numbers(values: Mapping[str, str]) -> list[int]:
-    """The N of every ``link_N`` in ``values`` (for tests and diagnostics)."""
-    return sorted(int(k[5:]) for k in values if k.startswith("link_") and k[5:].isdigit())
