@@ -24,8 +24,11 @@ consent sources, best subjects, and the website traffic of the last weeks.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -35,18 +38,21 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from analytics import answers, reports, stats_sql
-from analytics.models import SiteHit
+from analytics.models import Answer, SiteHit, TrackingEvent
 from analytics.sanitize import clean_value
 from campaigns.ics import EventInfo
-from campaigns.models import Campaign, CampaignLink
+from campaigns.models import Campaign, CampaignLink, Delivery
 from contacts.models import Organisation, TrackingPolicy
 
 __all__ = [
     "COMPARED_FIELDS",
     "BodyDashboard",
     "CampaignPage",
+    "ReportCache",
     "body_dashboard",
     "campaign_page",
+    "campaign_summaries",
+    "campaign_version",
     "contract_stats",
     "poll_options",
     "sector_references",
@@ -74,15 +80,146 @@ def poll_options(campaign: Campaign) -> list[str]:
     return [clean_value(o) for o in (block.get("options") or ())] if block else []
 
 
-def contract_stats(conn: Any, org_id: int, campaign_id: int) -> dict[str, Any] | None:
-    """The body of ``GET /campaigns/{id}/stats``; None when not this body's campaign."""
-    campaign = conn.execute(
+class ReportCache:
+    """Aggregates of big campaigns kept in memory, recomputed only when they changed.
+
+    A campaign's page aggregates up to a million events: seconds of database work that
+    would be repeated for every view and every director. Entries are keyed by what they
+    describe and stored with a *version* (:func:`campaign_version`: the campaign's last
+    event id, its answers, site visits and delivery outcomes, read in a few indexed
+    queries); an entry is served as long as the version has not changed, or, when it
+    has, for ``ttl`` more seconds (the pages say when the figures were computed), so a
+    campaign receiving events is recomputed at most every ``ttl`` seconds per process.
+    """
+
+    def __init__(self, ttl: float = 30.0, max_entries: int = 256) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._data: dict[Any, tuple[Any, float, float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, version: Any, compute: Callable[[], Any]) -> tuple[Any, float]:
+        """``(value, computed_at)`` (epoch seconds) for ``key`` at ``version``."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._data.get(key)
+        if entry is not None and (entry[0] == version or now - entry[1] < self.ttl):
+            self.hits += 1
+            return entry[3], entry[2]
+        self.misses += 1
+        value = compute()
+        with self._lock:
+            if len(self._data) >= self.max_entries:
+                oldest = min(self._data, key=lambda k: self._data[k][1])
+                del self._data[oldest]
+            self._data[key] = (version, now, time.time(), value)
+        return value, time.time()
+
+    def peek(self, key: Any, version: Any) -> Any:
+        """The value stored for ``key`` at exactly ``version``, or None."""
+        with self._lock:
+            entry = self._data.get(key)
+        return entry[3] if entry is not None and entry[0] == version else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def campaign_version(conn: Any, org_id: int, campaign: Campaign) -> tuple:
+    """What the figures of a campaign depend on, read cheaply (a few milliseconds).
+
+    The last tracking event id (an index on ``(campaign_id, id)``), the answers' count
+    and last change, the visits it brought, its delivery outcomes and its status.
+    """
+    cid = campaign.id
+    last_event = conn.execute(
+        select(func.max(TrackingEvent.id)).where(TrackingEvent.campaign_id == cid)
+    ).scalar()
+    answered = conn.execute(
+        select(func.count(), func.max(Answer.updated_at)).where(Answer.campaign_id == cid)
+    ).one()
+    visits = conn.execute(stats_sql.site_visits_query(org_id, cid)).scalar()
+    statuses = sorted(
+        (str(s), int(n)) for s, n in conn.execute(stats_sql.delivery_status_query(org_id, cid))
+    )
+    return (
+        last_event,
+        int(answered[0]),
+        str(answered[1]),
+        int(visits or 0),
+        tuple(statuses),
+        campaign.status,
+        str(campaign.started_at),
+    )
+
+
+def _body_version(conn: Any, org_id: int) -> tuple:
+    """What a body's campaign summaries depend on: its campaigns, their last event ids
+    (one index probe per campaign), its deliveries."""
+    last = (
+        select(func.max(TrackingEvent.id))
+        .where(TrackingEvent.campaign_id == Campaign.id)
+        .correlate(Campaign)
+        .scalar_subquery()
+    )
+    campaigns = conn.execute(
+        select(func.count(), func.max(Campaign.updated_at), func.max(last)).where(
+            Campaign.organisation_id == org_id
+        )
+    ).one()
+    deliveries = conn.execute(
+        select(func.count(), func.max(Delivery.sent_at)).where(Delivery.organisation_id == org_id)
+    ).one()
+    return (*(str(v) for v in campaigns), int(deliveries[0]), str(deliveries[1]))
+
+
+def _campaign_of(conn: Any, org_id: int, campaign_id: int) -> Campaign | None:
+    return conn.execute(
         select(Campaign).where(Campaign.organisation_id == org_id, Campaign.id == campaign_id)
     ).scalar()
+
+
+def contract_stats(
+    conn: Any, org_id: int, campaign_id: int, *, cache: ReportCache | None = None
+) -> dict[str, Any] | None:
+    """The body of ``GET /campaigns/{id}/stats``; None when not this body's campaign.
+
+    ``conn`` is a Session (the campaign is loaded as an object). With ``cache``, a report
+    of the page computed at the same version is reused, else the stats are cached.
+    """
+    campaign = _campaign_of(conn, org_id, campaign_id)
     if campaign is None:
         return None
-    stats = stats_sql.campaign_stats(conn, org_id, campaign_id, poll_options=poll_options(campaign))
+    options = poll_options(campaign)
+
+    def compute() -> dict[str, Any] | None:
+        return stats_sql.campaign_stats(conn, org_id, campaign_id, poll_options=options)
+
+    if cache is None:
+        stats = compute()
+    else:
+        version = campaign_version(conn, org_id, campaign)
+        report = cache.peek(("report", org_id, campaign_id, tuple(options)), version)
+        if report is not None:
+            stats = report.stats
+        else:
+            stats, _ = cache.get(("stats", org_id, campaign_id, tuple(options)), version, compute)
     return None if stats is None else reports.contract_stats(stats)
+
+
+def campaign_summaries(conn: Any, org_id: int, cache: ReportCache | None = None) -> pd.DataFrame:
+    """``stats_sql.campaign_summaries`` of the body, cached like the reports (a copy)."""
+    if cache is None:
+        return stats_sql.campaign_summaries(conn, org_id)
+    frame, _ = cache.get(
+        ("summaries", org_id),
+        _body_version(conn, org_id),
+        lambda: stats_sql.campaign_summaries(conn, org_id),
+    )
+    return frame.copy()
 
 
 @lru_cache(maxsize=1)
@@ -133,6 +270,7 @@ class CampaignPage:
     attendees: list[dict[str, Any]] | None
     previous_campaigns: int = 0
     notes: list[str] = field(default_factory=list)
+    computed_at: dt.datetime | None = None
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -237,12 +375,19 @@ def _heat(conn: Any, org_id: int, campaign_id: int, links: pd.DataFrame) -> list
 
 
 def campaign_page(
-    conn: Any, org_id: int, campaign_id: int, *, with_attendees: bool = True
+    conn: Any,
+    org_id: int,
+    campaign_id: int,
+    *,
+    with_attendees: bool = True,
+    cache: ReportCache | None = None,
 ) -> CampaignPage | None:
-    """The performance page of one campaign of ``org_id``; None when it is not theirs."""
-    campaign = conn.execute(
-        select(Campaign).where(Campaign.organisation_id == org_id, Campaign.id == campaign_id)
-    ).scalar()
+    """The performance page of one campaign of ``org_id``; None when it is not theirs.
+
+    ``conn`` is a Session. With ``cache``, the event aggregates come from it when the
+    campaign has not changed (see :class:`ReportCache`).
+    """
+    campaign = _campaign_of(conn, org_id, campaign_id)
     if campaign is None:
         return None
     policy = (
@@ -250,11 +395,22 @@ def campaign_page(
         or TrackingPolicy.AGGREGATE
     )
     options = poll_options(campaign)
-    report = stats_sql.campaign_report(
-        conn, org_id, campaign_id, poll_options=options, with_comparison=False
-    )
-    assert report is not None
-    summaries = stats_sql.campaign_summaries(conn, org_id)
+
+    def compute() -> reports.CampaignReport | None:
+        return stats_sql.campaign_report(
+            conn, org_id, campaign_id, poll_options=options, with_comparison=False
+        )
+
+    computed_at = time.time()
+    if cache is None:
+        cached = compute()
+    else:
+        version = campaign_version(conn, org_id, campaign)
+        key = ("report", org_id, campaign_id, tuple(options))
+        cached, computed_at = cache.get(key, version, compute)
+    assert cached is not None
+    report = dataclasses.replace(cached)  # the cached one stays as it was
+    summaries = campaign_summaries(conn, org_id, cache)
     visits = _previous_site_visits(conn, org_id)
     summaries["site_visits"] = summaries["campaign_id"].map(visits).fillna(0).astype("int64")
     # Site visits of campaigns that delivered nothing say nothing about habits.
@@ -303,6 +459,7 @@ def campaign_page(
         attendees=attendee_rows,
         previous_campaigns=previous,
         notes=notes,
+        computed_at=dt.datetime.fromtimestamp(computed_at, tz=dt.UTC),
     )
 
 
@@ -392,12 +549,17 @@ def _top(conn: Any, org_id: int, column: Any, start: dt.date, limit: int, *extra
 
 
 def body_dashboard(
-    conn: Any, org_id: int, *, today: dt.date | None = None, days: int = 30
+    conn: Any,
+    org_id: int,
+    *,
+    today: dt.date | None = None,
+    days: int = 30,
+    cache: ReportCache | None = None,
 ) -> BodyDashboard:
     """The body's figures: campaigns over time, lists, sources, subjects, site traffic."""
     today = today or dt.datetime.now(dt.UTC).date()
     start = today - dt.timedelta(days=days - 1)
-    summaries = stats_sql.campaign_summaries(conn, org_id)
+    summaries = campaign_summaries(conn, org_id, cache)
     medians = {}
     sent = summaries[summaries["delivered"] > 0]
     for name in reports.RATE_FIELDS:

@@ -37,6 +37,9 @@ class TrackingEvent(OrgScoped, db.Model):
     __tablename__ = "tracking_events"
     __table_args__ = (
         Index("ix_tracking_events_campaign_kind_created", "campaign_id", "kind", "created_at"),
+        # The last event of a campaign in one index probe: the version of its cached
+        # report (analytics.dashboard.campaign_version).
+        Index("ix_tracking_events_campaign_id_id", "campaign_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

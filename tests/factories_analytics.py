@@ -150,6 +150,7 @@ def quiet_tracking_buffer(app):
     from webapp.views.tracking import state
 
     buffer = state(app).buffer
+    state(app).reports.ttl = 0.0  # figures recomputed as soon as anything changed
     buffer.interval = 3600.0
     buffer.batch_size = 100_000
     yield buffer

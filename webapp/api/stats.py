@@ -5,6 +5,7 @@ from __future__ import annotations
 from analytics.dashboard import contract_stats
 from contacts.db import db
 from webapp.api import api_roles, bp, not_found, org_id
+from webapp.views.tracking import flush_quietly, state
 
 
 @bp.get("/campaigns/<int:campaign_id>/stats")
@@ -57,7 +58,8 @@ def campaign_stats(campaign_id: int):
             application/json:
               schema: {$ref: '#/components/schemas/Error'}
     """
-    stats = contract_stats(db.session, org_id(), campaign_id)
+    flush_quietly()
+    stats = contract_stats(db.session, org_id(), campaign_id, cache=state().reports)
     if stats is None:
         raise not_found("campagne")
     return stats

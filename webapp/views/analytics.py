@@ -17,7 +17,7 @@ from analytics.snippet import snippet_html
 from contacts.db import db
 from contacts.models import Organisation
 from webapp.auth import current_org_id, roles_required
-from webapp.views.tracking import flush_events
+from webapp.views.tracking import flush_quietly, state
 
 bp = Blueprint("analytics", __name__, url_prefix="/analytics")
 
@@ -108,11 +108,7 @@ def _helpers() -> dict[str, Any]:
 
 
 def _flush() -> None:
-    # Show what the tracking buffer of this process still holds (a fraction of a second).
-    try:
-        flush_events()
-    except Exception:  # the page must open even if a write is failing right now
-        current_app.logger.exception("tracking buffer flush before a report failed")
+    flush_quietly()
 
 
 # ---------------------------------------------------------------------------- dashboard
@@ -123,7 +119,7 @@ def _flush() -> None:
 def index():
     _flush()
     org_id = current_org_id()
-    board = dashboard.body_dashboard(db.session, org_id)
+    board = dashboard.body_dashboard(db.session, org_id, cache=state().reports)
     org = db.session.get(Organisation, org_id)
     return render_template(
         "analytics/dashboard.html",
@@ -138,7 +134,7 @@ def index():
 @roles_required(*READERS)
 def campaign(campaign_id: int):
     _flush()
-    page = dashboard.campaign_page(db.session, current_org_id(), campaign_id)
+    page = dashboard.campaign_page(db.session, current_org_id(), campaign_id, cache=state().reports)
     if page is None:
         abort(404)
     return render_template(
@@ -168,7 +164,7 @@ def campaign_export(campaign_id: int, fmt: str):
     if fmt not in FORMATS:
         abort(404)
     _flush()
-    page = dashboard.campaign_page(db.session, current_org_id(), campaign_id)
+    page = dashboard.campaign_page(db.session, current_org_id(), campaign_id, cache=state().reports)
     if page is None:
         abort(404)
     sheets = export.campaign_sheets(page)
@@ -190,7 +186,7 @@ def dashboard_export(fmt: str):
     if fmt not in FORMATS:
         abort(404)
     _flush()
-    board = dashboard.body_dashboard(db.session, current_org_id())
+    board = dashboard.body_dashboard(db.session, current_org_id(), cache=state().reports)
     sheets = export.dashboard_sheets(board)
     table = request.args.get("table", "campagnes")
     today = dt.date.today().isoformat()

@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 
 from analytics import answers as answers_service
 from analytics.buffer import EventBuffer
+from analytics.dashboard import ReportCache
 from analytics.machine import ClickMemory
 from analytics.models import EventKind
 from analytics.sanitize import clean_site_key, is_http_url
@@ -97,6 +98,8 @@ class TrackingState:
         self.links = LinkCache()
         self.sites = SiteCache()
         self.clicks = ClickMemory()
+        # Aggregates of the Statistiques pages and the stats API (analytics.dashboard).
+        self.reports = ReportCache(ttl=float(app.config.get("CRIEUR_ANALYTICS_CACHE_SECONDS", 30)))
         self.skipped = 0  # items dropped because their rows broke a constraint
         self.buffer = EventBuffer(
             self._write,
@@ -151,6 +154,15 @@ def enqueue(item: Hit | SiteHitItem) -> None:
 def flush_events(app: Flask | None = None) -> int:
     """Write every queued event now (tests, and the CLI before a report)."""
     return state(app).buffer.flush()
+
+
+def flush_quietly() -> None:
+    """Before a report: write what this process still holds (a fraction of a second of
+    events), but never fail the report because a write is failing right now."""
+    try:
+        flush_events()
+    except Exception:
+        log.exception("tracking buffer flush before a report failed")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -361,3 +361,50 @@ def test_the_site_api_gives_the_callers_snippet(api, org):
 
 def test_analysts_get_no_snippet(api):
     assert api("analyst").get("/site").status_code == 403
+
+
+# ---------------------------------------------------------------------------- report cache
+
+
+def test_a_campaign_that_did_not_change_is_served_from_the_cache(client, followed, login_as):
+    from webapp.views.tracking import state
+
+    cache = state(client.application).reports
+    login_as("director")
+    url = f"/analytics/campaigns/{followed[0].id}"
+    client.get(url)
+    misses = cache.misses
+    client.get(url)
+    assert cache.misses == misses and cache.hits >= 1
+
+
+def test_a_new_event_is_counted_at_once_when_the_cache_has_no_grace(client, followed, api):
+    key = api("director")
+    before = key.get(f"/campaigns/{followed[0].id}/stats").get_json()["opens_unique"]
+    _event(make_org_of(followed[0]), followed[0], key="zz")
+    db.session.commit()
+    after = key.get(f"/campaigns/{followed[0].id}/stats").get_json()["opens_unique"]
+    assert after == before + 1
+
+
+def test_with_a_grace_period_figures_may_lag_that_long_and_say_when(
+    client, followed, api, login_as
+):
+    from webapp.views.tracking import state
+
+    state(client.application).reports.ttl = 3600
+    key = api("director")
+    before = key.get(f"/campaigns/{followed[0].id}/stats").get_json()["opens_unique"]
+    _event(make_org_of(followed[0]), followed[0], key="zz")
+    db.session.commit()
+    assert key.get(f"/campaigns/{followed[0].id}/stats").get_json()["opens_unique"] == before
+    login_as("director")
+    assert "chiffres calculés le" in client.get(f"/analytics/campaigns/{followed[0].id}").get_data(
+        as_text=True
+    )
+
+
+def make_org_of(campaign):
+    from contacts.models import Organisation
+
+    return db.session.get(Organisation, campaign.organisation_id)
