@@ -50,7 +50,7 @@ from analytics.machine import (
     classify_open,
 )
 from analytics.models import EventKind, TrackingEvent
-from analytics.sanitize import clean_user_agent, clean_value
+from analytics.sanitize import clean_user_agent, clean_value, is_http_url
 from analytics.tokens import derive_key
 from analytics.useragent import parse_user_agent
 from campaigns.links import target_url
@@ -356,6 +356,8 @@ class LinkTarget:
 class LinkCache:
     """``(campaign, link) → LinkTarget`` of stored campaign links, cached in memory.
 
+    Only absolute http(s) targets are kept: anything else is answered as an unknown link.
+
     A click redirect must answer without waiting on the database when it can: a
     campaign's links do not change once it is sent, so the answer is kept for ``ttl``
     seconds. Misses (unknown or foreign ids) are not cached, so a link created later is
@@ -394,10 +396,10 @@ class LinkCache:
         found: dict[tuple[int, int], tuple[float, LinkTarget]] = {}
         for row in rows:
             url = target_url(str(row.url), str(row.uuid), row.name or "", row.website_url or "")
-            found[(key[0], int(row.id))] = (
-                now,
-                LinkTarget(int(row.organisation_id), url, len(rows)),
-            )
+            if not is_http_url(url):
+                continue  # never redirect anywhere but to an http(s) address
+            target = LinkTarget(int(row.organisation_id), url, len(rows))
+            found[(key[0], int(row.id))] = (now, target)
         with self._lock:
             if len(self._data) + len(found) > self.max_entries:
                 self._data.clear()

@@ -46,7 +46,6 @@ from flask import (
     Response,
     current_app,
     make_response,
-    redirect,
     render_template,
     request,
 )
@@ -57,7 +56,7 @@ from analytics.buffer import EventBuffer
 from analytics.dashboard import ReportCache
 from analytics.machine import ClickMemory
 from analytics.models import EventKind
-from analytics.sanitize import clean_site_key, is_http_url
+from analytics.sanitize import clean_site_key
 from analytics.site import (
     SiteCache,
     SiteHitItem,
@@ -245,11 +244,11 @@ def click(token: str):
     if values is None:
         return _not_found()
     campaign_id, ref, key, link_id = values
-    target = state().links.get(db.session, campaign_id, link_id)
-    if target is None or not is_http_url(target.url):
+    tracking = state()
+    target = tracking.links.get(db.session, campaign_id, link_id)
+    if target is None:
         return _not_found()
-    clicks = state().clicks
-    recent = clicks.record(f"{campaign_id}:{key}", link_id)
+    recent = tracking.clicks.record(f"{campaign_id}:{key}", link_id)
     enqueue(
         Hit(
             kind=EventKind.CLICK,
@@ -264,10 +263,15 @@ def click(token: str):
             link_count=target.link_count,
         )
     )
-    response = redirect(target.url, code=302)
-    response.headers["Cache-Control"] = NO_STORE
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    # A bare 302 (no HTML body): mail clients and browsers only read the Location.
+    return Response(
+        status=302,
+        headers=(
+            ("Location", target.url),
+            ("Cache-Control", NO_STORE),
+            ("Referrer-Policy", "no-referrer"),
+        ),
+    )
 
 
 def _policy(org_id: int) -> str:

@@ -373,3 +373,14 @@ def test_no_client_address_is_stored_anywhere(client, sent):
     flush_tracking()
     assert len(_events()) == 2
     assert tables_containing(CLIENT_IP) == []
+
+
+@pytest.mark.parametrize("stored", ["javascript:alert(1)", "//evil.example/x", "/relative/path"])
+def test_a_stored_link_that_is_not_an_http_url_is_never_redirected_to(client, org, stored):
+    lst = make_list(org)
+    contact = make_contact(org, lst)
+    campaign, links, deliveries = sent_campaign(org, lst, [contact], urls=(stored,))
+    db.session.commit()
+    values = recipient_links(org, campaign, links).values(deliveries[0].id, contact.id, lst.id)
+    response = _get(client, values["link_1"])
+    assert response.status_code == 404 and "Location" not in response.headers
