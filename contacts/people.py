@@ -222,10 +222,13 @@ def pg_copy_rows(executor: Any, table: str, columns: str, rows: list[tuple[Any, 
     The table lives in the executor's own connection and transaction, so the INSERT that
     reads it sees exactly these rows; ON COMMIT DELETE ROWS empties it at each commit.
     """
-    executor.execute(
-        text(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS")
-    )
-    executor.execute(text(f"TRUNCATE {table}"))
+    # to_regclass, not CREATE ... IF NOT EXISTS, and DELETE, not TRUNCATE: both of those
+    # write the catalogue at every call, which cost more than the COPY itself.
+    found = executor.execute(text("SELECT to_regclass(:t)"), {"t": "pg_temp." + table})
+    if found.scalar() is None:
+        executor.execute(text(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DELETE ROWS"))
+    else:
+        executor.execute(text(f"DELETE FROM {table}"))
     connection = executor.connection() if hasattr(executor, "get_bind") else executor
     raw = connection.connection.driver_connection
     names = ", ".join(c.split()[0] for c in columns.split(","))
@@ -296,11 +299,13 @@ def contact_ids_by_email(org_id: int, emails: list[str]) -> dict[str, tuple[int,
             emails,
         )
     else:
-        rows = db.session.execute(
-            select(Contact.email, Contact.id, Contact.status).where(
-                Contact.organisation_id == org_id, Contact.email.in_(emails)
-            )
-        ).all()
+        rows = []
+        for i in range(0, len(emails), 1000):
+            rows += db.session.execute(
+                select(Contact.email, Contact.id, Contact.status).where(
+                    Contact.organisation_id == org_id, Contact.email.in_(emails[i : i + 1000])
+                )
+            ).all()
     return {email: (cid, status) for email, cid, status in rows}
 
 
