@@ -112,6 +112,9 @@ class Delivery(OrgScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_deliveries_campaign_status_id", "campaign_id", "status", "id"),
+        # The reconciler's scan for expired leases, and the hourly cap's count per body.
+        Index("ix_deliveries_status_lease", "status", "lease_until"),
+        Index("ix_deliveries_org_sent_at", "organisation_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,10 +8,12 @@ so that forgetting the tenant filter is not an option.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from typing import Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, ForeignKey, MetaData, Select, select
+from sqlalchemy import DateTime, ForeignKey, MetaData, Select, event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
@@ -63,6 +65,24 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite as a real database for the embedded mode.
+
+    WAL lets the in-process worker write while pages read; busy_timeout makes a writer
+    wait for the lock instead of failing at once; foreign keys are off by default in
+    SQLite, and the schema's ON DELETE rules rely on them.
+    """
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 class OrgScoped:

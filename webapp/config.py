@@ -44,6 +44,25 @@ def secret_key(instance_path: Path) -> str:
     return key
 
 
+# Optional sending and reconciling knobs (seconds or counts); unset means the defaults
+# of campaigns.sender / campaigns.scheduler, which suit production.
+TUNING_KEYS = (
+    "CRIEUR_SEND_BATCH_SIZE",
+    "CRIEUR_SEND_LANES",
+    "CRIEUR_SEND_CLAIM_SIZE",
+    "CRIEUR_SEND_LEASE_SECONDS",
+    "CRIEUR_SEND_OUTCOME_BATCH",
+    "CRIEUR_SEND_MAX_ATTEMPTS",
+    "CRIEUR_SEND_BACKOFF_SECONDS",
+    "CRIEUR_SEND_BACKOFF_MAX_SECONDS",
+    "CRIEUR_SEND_RELAY_BACKOFF_SECONDS",
+    "CRIEUR_SEND_SLICE_SECONDS",
+    "CRIEUR_SEND_STALL_SECONDS",
+    "CRIEUR_RECONCILE_SECONDS",
+    "CRIEUR_SCHEDULE_GRACE_SECONDS",
+)
+
+
 def from_env(instance_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the app configuration from ``CRIEUR_*`` variables (CONTRACT.md)."""
     env = dict(os.environ if env is None else env)
@@ -52,7 +71,14 @@ def from_env(instance_path: Path, env: dict[str, str] | None = None) -> dict[str
         f"sqlite:///{instance_path / 'crieur.db'}"
     )
     key = env.get("CRIEUR_SECRET_KEY", "").strip() or secret_key(instance_path)
+    tuning = {key: _float(env, key) for key in TUNING_KEYS if env.get(key, "").strip()}
+    for key, value in tuning.items():
+        if value is None:
+            raise ValueError(f"{key} must be a positive number")
+        if value.is_integer():
+            tuning[key] = int(value)
     return {
+        **tuning,
         "CRIEUR_DATABASE_URL": database_url,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "CRIEUR_BROKER_URL": env.get("CRIEUR_BROKER_URL", "").strip(),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 12:56:15.367923
+Create Date: 2026-11-25 13:09:02.713480
 
 """
 from alembic import op
@@ -361,7 +361,9 @@ def upgrade():
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_deliveries_campaign_status_id', ['campaign_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_deliveries_org_sent_at', ['organisation_id', 'sent_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_deliveries_organisation_id'), ['organisation_id'], unique=False)
+        batch_op.create_index('ix_deliveries_status_lease', ['status', 'lease_until'], unique=False)
 
     op.create_table('import_batches',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -522,6 +524,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracking_events'))
     )
     with op.batch_alter_table('tracking_events', schema=None) as batch_op:
+        batch_op.create_index('ix_tracking_events_campaign_id_id', ['campaign_id', 'id'], unique=False)
         batch_op.create_index('ix_tracking_events_campaign_kind_created', ['campaign_id', 'kind', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_tracking_events_delivery_id'), ['delivery_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tracking_events_organisation_id'), ['organisation_id'], unique=False)
@@ -535,6 +538,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_tracking_events_organisation_id'))
         batch_op.drop_index(batch_op.f('ix_tracking_events_delivery_id'))
         batch_op.drop_index('ix_tracking_events_campaign_kind_created')
+        batch_op.drop_index('ix_tracking_events_campaign_id_id')
 
     op.drop_table('tracking_events')
     with op.batch_alter_table('survey_respondents', schema=None) as batch_op:
@@ -567,7 +571,9 @@ def downgrade():
 
     op.drop_table('import_batches')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_status_lease')
         batch_op.drop_index(batch_op.f('ix_deliveries_organisation_id'))
+        batch_op.drop_index('ix_deliveries_org_sent_at')
         batch_op.drop_index('ix_deliveries_campaign_status_id')
 
     op.drop_table('deliveries')

@@ -6,7 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, inspect, text
 
 from contacts.db import db
 
@@ -17,8 +17,9 @@ def _drop_everything():
         if conn.dialect.name == "postgresql":
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         else:
-            for table in inspect(conn).get_table_names():
-                conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
+            found = MetaData()
+            found.reflect(conn)
+            found.drop_all(conn)  # in dependency order: SQLite enforces foreign keys here
 
 
 @pytest.fixture
