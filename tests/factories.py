@@ -58,3 +58,10 @@ def make_list(
     db.session.add(lst)
     db.session.flush()
     return lst
+
+
+# Each area keeps its builders next to its own concerns; import them from here.
+from tests.factories_benchmark import answered_body, make_edition  # noqa: E402, F401
+from tests.factories_campaigns import make_campaign, make_event  # noqa: E402, F401
+from tests.factories_contacts import make_contact, make_suppressed  # noqa: E402, F401
+from tests.factories_sending import make_contacts, make_ready_campaign  # noqa: E402, F401
