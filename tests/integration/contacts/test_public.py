@@ -350,3 +350,12 @@ def test_the_preference_centre_needs_its_csrf_token(client, org, app_config):
     path = links.preferences_url(PUBLIC, secret(), org.id, contact.id).removeprefix(PUBLIC)
     assert client.post(path, data={"action": "unsubscribe_all"}).status_code == 403
     assert not suppression.is_suppressed(org.id, contact.email, secret())
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+def test_one_click_posts_from_one_provider_are_not_rate_limited(client, org, app_config):
+    lst = make_list(org)
+    contacts = [make_contact(org, lst) for _ in range(70)]
+    db.session.commit()
+    codes = {client.post(_unsub_path(org, c, lst), data=ONE_CLICK).status_code for c in contacts}
+    assert codes == {200}
