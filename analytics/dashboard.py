@@ -87,35 +87,81 @@ class ReportCache:
     would be repeated for every view and every director. Entries are keyed by what they
     describe and stored with a *version* (:func:`campaign_version`: the campaign's last
     event id, its answers, site visits and delivery outcomes, read in a few indexed
-    queries); an entry is served as long as the version has not changed, or, when it
-    has, for ``ttl`` more seconds (the pages say when the figures were computed), so a
-    campaign receiving events is recomputed at most every ``ttl`` seconds per process.
+    queries). An entry is served while its version has not changed, or, when it has,
+    for ``ttl`` more seconds (the pages say when their figures were computed). After
+    that, with a ``refresher`` (a function running a job in the background with its own
+    database connection, given by the web layer), the old figures are still served once
+    while new ones are computed in the background (stale-while-revalidate): only the
+    very first view of a campaign in a process waits for the aggregates.
     """
 
-    def __init__(self, ttl: float = 30.0, max_entries: int = 256) -> None:
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        max_entries: int = 256,
+        refresher: Callable[[Callable[[Any], None]], None] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.refresher = refresher
         self.hits = 0
         self.misses = 0
+        self.refreshes = 0
         self._data: dict[Any, tuple[Any, float, float, Any]] = {}
+        self._refreshing: set[Any] = set()
         self._lock = threading.Lock()
 
-    def get(self, key: Any, version: Any, compute: Callable[[], Any]) -> tuple[Any, float]:
-        """``(value, computed_at)`` (epoch seconds) for ``key`` at ``version``."""
+    def get(
+        self, key: Any, version: Any, compute: Callable[[Any], Any], conn: Any
+    ) -> tuple[Any, float]:
+        """``(value, computed_at)`` (epoch seconds) for ``key`` at ``version``.
+
+        ``compute(conn)`` builds the value; it must only read through ``conn`` (it may
+        run later in another thread with another connection).
+        """
         now = time.monotonic()
         with self._lock:
             entry = self._data.get(key)
         if entry is not None and (entry[0] == version or now - entry[1] < self.ttl):
             self.hits += 1
             return entry[3], entry[2]
+        if entry is not None and self.refresher is not None:
+            self._refresh(key, version, compute)
+            self.hits += 1
+            return entry[3], entry[2]
         self.misses += 1
-        value = compute()
+        value = compute(conn)
+        self._store(key, version, now, value)
+        return value, time.time()
+
+    def _refresh(self, key: Any, version: Any, compute: Callable[[Any], Any]) -> None:
         with self._lock:
-            if len(self._data) >= self.max_entries:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def job(conn: Any) -> None:
+            try:
+                started = time.monotonic()
+                self._store(key, version, started, compute(conn))
+                self.refreshes += 1
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        try:
+            self.refresher(job)  # type: ignore[misc]
+        except Exception:
+            with self._lock:
+                self._refreshing.discard(key)
+            raise
+
+    def _store(self, key: Any, version: Any, at: float, value: Any) -> None:
+        with self._lock:
+            if key not in self._data and len(self._data) >= self.max_entries:
                 oldest = min(self._data, key=lambda k: self._data[k][1])
                 del self._data[oldest]
-            self._data[key] = (version, now, time.time(), value)
-        return value, time.time()
+            self._data[key] = (version, at, time.time(), value)
 
     def peek(self, key: Any, version: Any) -> Any:
         """The value stored for ``key`` at exactly ``version``, or None."""
@@ -195,18 +241,19 @@ def contract_stats(
         return None
     options = poll_options(campaign)
 
-    def compute() -> dict[str, Any] | None:
-        return stats_sql.campaign_stats(conn, org_id, campaign_id, poll_options=options)
+    def compute(c: Any) -> dict[str, Any] | None:
+        return stats_sql.campaign_stats(c, org_id, campaign_id, poll_options=options)
 
     if cache is None:
-        stats = compute()
+        stats = compute(conn)
     else:
         version = campaign_version(conn, org_id, campaign)
         report = cache.peek(("report", org_id, campaign_id, tuple(options)), version)
         if report is not None:
             stats = report.stats
         else:
-            stats, _ = cache.get(("stats", org_id, campaign_id, tuple(options)), version, compute)
+            key = ("stats", org_id, campaign_id, tuple(options))
+            stats, _ = cache.get(key, version, compute, conn)
     return None if stats is None else reports.contract_stats(stats)
 
 
@@ -217,7 +264,8 @@ def campaign_summaries(conn: Any, org_id: int, cache: ReportCache | None = None)
     frame, _ = cache.get(
         ("summaries", org_id),
         _body_version(conn, org_id),
-        lambda: stats_sql.campaign_summaries(conn, org_id),
+        lambda c: stats_sql.campaign_summaries(c, org_id),
+        conn,
     )
     return frame.copy()
 
@@ -396,18 +444,18 @@ def campaign_page(
     )
     options = poll_options(campaign)
 
-    def compute() -> reports.CampaignReport | None:
+    def compute(c: Any) -> reports.CampaignReport | None:
         return stats_sql.campaign_report(
-            conn, org_id, campaign_id, poll_options=options, with_comparison=False
+            c, org_id, campaign_id, poll_options=options, with_comparison=False
         )
 
     computed_at = time.time()
     if cache is None:
-        cached = compute()
+        cached = compute(conn)
     else:
         version = campaign_version(conn, org_id, campaign)
         key = ("report", org_id, campaign_id, tuple(options))
-        cached, computed_at = cache.get(key, version, compute)
+        cached, computed_at = cache.get(key, version, compute, conn)
     assert cached is not None
     report = dataclasses.replace(cached)  # the cached one stays as it was
     summaries = campaign_summaries(conn, org_id, cache)

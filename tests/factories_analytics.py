@@ -150,7 +150,8 @@ def quiet_tracking_buffer(app):
     from webapp.views.tracking import state
 
     buffer = state(app).buffer
-    state(app).reports.ttl = 0.0  # figures recomputed as soon as anything changed
+    state(app).reports.ttl = 0.0  # figures recomputed as soon as anything changed,
+    state(app).reports.refresher = None  # while the test waits
     buffer.interval = 3600.0
     buffer.batch_size = 100_000
     yield buffer

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -98,7 +100,11 @@ class TrackingState:
         self.sites = SiteCache()
         self.clicks = ClickMemory()
         # Aggregates of the Statistiques pages and the stats API (analytics.dashboard).
-        self.reports = ReportCache(ttl=float(app.config.get("CRIEUR_ANALYTICS_CACHE_SECONDS", 30)))
+        self.reports = ReportCache(
+            ttl=float(app.config.get("CRIEUR_ANALYTICS_CACHE_SECONDS", 30)),
+            refresher=self._refresh_report,
+        )
+        self._refresh_pool: ThreadPoolExecutor | None = None
         self.skipped = 0  # items dropped because their rows broke a constraint
         self.buffer = EventBuffer(
             self._write,
@@ -122,6 +128,21 @@ class TrackingState:
                         self.skipped += 1
                         log.warning("tracking: dropped one %s that the database refused",
                                     type(item).__name__)  # fmt: skip
+
+    def _refresh_report(self, job: Callable[[Any], None]) -> None:
+        """Run a report refresh in the background, with its own connection (one at a time)."""
+        if self._refresh_pool is None:
+            self._refresh_pool = ThreadPoolExecutor(1, thread_name_prefix="report-refresh")
+
+        def run() -> None:
+            with self.app.app_context(), db.engine.connect() as conn:
+                job(conn)
+
+        def report(future: Any) -> None:
+            if future.exception() is not None:
+                log.error("report refresh failed", exc_info=future.exception())
+
+        self._refresh_pool.submit(run).add_done_callback(report)
 
     def _write_batch(self, items: list[Any]) -> None:
         hits = [i for i in items if isinstance(i, Hit)]

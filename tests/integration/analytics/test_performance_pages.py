@@ -408,3 +408,26 @@ def make_org_of(campaign):
     from contacts.models import Organisation
 
     return db.session.get(Organisation, campaign.organisation_id)
+
+
+def test_changed_figures_are_refreshed_in_the_background_while_the_old_ones_are_shown(
+    client, followed, login_as
+):
+    import time
+
+    from webapp.views.tracking import state
+
+    tracking = state(client.application)
+    reports = tracking.reports
+    reports.refresher = tracking._refresh_report  # as in production
+    login_as("director")
+    url = f"/analytics/campaigns/{followed[0].id}"
+    before = _figures(client.get(url).get_data(as_text=True))["opens_unique"]
+    _event(make_org_of(followed[0]), followed[0], key="zz")
+    db.session.commit()
+    assert _figures(client.get(url).get_data(as_text=True))["opens_unique"] == before
+    deadline = time.monotonic() + 10
+    while reports.refreshes == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = _figures(client.get(url).get_data(as_text=True))["opens_unique"]
+    assert int(after) == int(before) + 1
