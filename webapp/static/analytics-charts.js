@@ -109,7 +109,10 @@
       config.options.animation = false;
       config.options.maintainAspectRatio = false;
       config.options.responsive = true;
-      try { new window.Chart(canvases[i], config); } catch (e) { /* keep the table */ }
+      try {
+        new window.Chart(canvases[i], config);
+        canvases[i].setAttribute("data-rendered", "true");
+      } catch (e) { /* keep the table */ }
     }
   }
 
