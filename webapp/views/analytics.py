@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 
 from analytics import dashboard, export
+from analytics.benchmark.indicators import record_practice_signal
 from analytics.snippet import snippet_html
 from contacts.db import db
 from contacts.models import Organisation
@@ -111,6 +112,14 @@ def _flush() -> None:
     flush_quietly()
 
 
+def _seen(org_id: int, *kinds: str) -> None:
+    """Record that the body read its statistics: the benchmark observes the practice
+    ("do they measure?") from this rather than from what they declare."""
+    for kind in kinds:
+        record_practice_signal(org_id, kind)
+    db.session.commit()
+
+
 # ---------------------------------------------------------------------------- dashboard
 
 
@@ -121,6 +130,7 @@ def index():
     org_id = current_org_id()
     board = dashboard.body_dashboard(db.session, org_id, cache=state().reports)
     org = db.session.get(Organisation, org_id)
+    _seen(org_id, "stats_viewed", "site_stats_viewed")
     return render_template(
         "analytics/dashboard.html",
         board=board,
@@ -137,6 +147,7 @@ def campaign(campaign_id: int):
     page = dashboard.campaign_page(db.session, current_org_id(), campaign_id, cache=state().reports)
     if page is None:
         abort(404)
+    _seen(current_org_id(), "stats_viewed", "clicks_viewed")
     return render_template(
         "analytics/campaign.html",
         page=page,
@@ -167,6 +178,7 @@ def campaign_export(campaign_id: int, fmt: str):
     page = dashboard.campaign_page(db.session, current_org_id(), campaign_id, cache=state().reports)
     if page is None:
         abort(404)
+    _seen(current_org_id(), "stats_viewed", "clicks_viewed")
     sheets = export.campaign_sheets(page)
     table = request.args.get("table", "resume")
     if fmt == "csv":

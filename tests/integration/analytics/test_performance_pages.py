@@ -431,3 +431,12 @@ def test_changed_figures_are_refreshed_in_the_background_while_the_old_ones_are_
         time.sleep(0.05)
     after = _figures(client.get(url).get_data(as_text=True))["opens_unique"]
     assert int(after) == int(before) + 1
+
+
+def test_reading_the_statistics_is_observed_for_the_benchmark(client, login_as, org):
+    from analytics.benchmark.models import PracticeSignal
+
+    login_as("director")
+    assert client.get("/analytics/").status_code == 200
+    kinds = {s.kind for s in db.session.scalars(db.select(PracticeSignal)).all()}
+    assert {"stats_viewed", "site_stats_viewed"} <= kinds
