@@ -69,6 +69,13 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     from webapp import cli
 
     cli.register(app)
+    proxies = int(app.config.get("CRIEUR_PROXIES") or 0)
+    if proxies:
+        # Behind nginx/Apache the client address (used for rate limits and the daily
+        # visitor hash, never stored) and the scheme come from the proxy's headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     return app
 
 

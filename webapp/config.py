@@ -92,6 +92,8 @@ def from_env(instance_path: Path, env: dict[str, str] | None = None) -> dict[str
         "SESSION_COOKIE_SECURE": public_url.startswith("https://"),
         "REMEMBER_COOKIE_SECURE": public_url.startswith("https://"),
         "CRIEUR_IMPORT_MAX_BYTES": _int(env, "CRIEUR_IMPORT_MAX_BYTES", 50 * 1024 * 1024),
+        # Reverse proxies in front of the app (X-Forwarded-For/Proto/Host trusted that deep).
+        "CRIEUR_PROXIES": _int(env, "CRIEUR_PROXIES", 0),
         # Smallest number of bodies behind a published benchmark cell (never below 3).
         "CRIEUR_BENCHMARK_THRESHOLD": max(_int(env, "CRIEUR_BENCHMARK_THRESHOLD", 5) or 5, 3),
     }
