@@ -12,7 +12,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, request, session
+from flask import Flask, session
 from flask_login import current_user
 
 from webapp.extensions import babel
@@ -27,7 +27,9 @@ def select_locale() -> str:
         return lang
     if getattr(current_user, "is_authenticated", False) and current_user.locale in LOCALES:
         return current_user.locale
-    return request.accept_languages.best_match(LOCALES, default="fr") or "fr"
+    # French unless someone chose otherwise: the bodies, their staff and the people they
+    # write to work in French, whatever language a shared workstation's browser is set to.
+    return "fr"
 
 
 def compile_catalogues(target: Path) -> Path:
