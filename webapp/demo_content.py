@@ -120,11 +120,32 @@ def seed_content(org: Organisation, contacts: int = 120) -> None:
 
 
 def _seed_campaigns(org: Organisation, newsletter_id: int, invitations_id: int) -> None:
-    from campaigns import editing
+    """A newsletter that is sent when ``crieur run`` starts (into the outbox, by the
+    in-process worker), and an invitation left as a draft to work on."""
+    from campaigns import delivery, editing
+    from webapp.models import User
 
+    users = {
+        u.role: u for u in db.session.scalars(db.select(User).filter_by(organisation_id=org.id))
+    }
     for key, list_id in (("lettre-mensuelle", newsletter_id), ("reunion-publique", invitations_id)):
         try:
             with db.session.begin_nested():
-                editing.create_from_starter(org.id, key, user_id=None, list_ids=[list_id])
-        except Exception:  # a demo must start even without node: no draft then
+                campaign = editing.create_from_starter(
+                    org.id, key, user_id=users["officer"].id, list_ids=[list_id]
+                )
+                if key != "lettre-mensuelle":
+                    continue
+                editing.submit_campaign(
+                    org.id, campaign, user_id=users["officer"].id, role="officer"
+                )
+                editing.approve_campaign(
+                    org.id,
+                    campaign,
+                    user_id=users["director"].id,
+                    role="director",
+                    comment="Parfait, on envoie.",
+                )
+                delivery.start_sending(org.id, campaign, users["director"].id, "director")
+        except Exception:  # a demo must start even without node: no such campaign then
             log.warning("demo campaign %s not created", key, exc_info=True)
