@@ -59,6 +59,7 @@ from contacts.models import (
     MailingList,
     Subscription,
     SubscriptionStatus,
+    Suppression,
 )
 
 log = logging.getLogger(__name__)
@@ -733,16 +734,12 @@ def _plan_chunk(
     job = _Job([], {}, [], progress.processed, progress.duplicates)
     if not ok:
         return job
-    key = suppression.suppression_key(secret, org_id)
-    hashes = {r.email: suppression.hash_normalised(key, r.email) for r in ok}
-    blocked = suppression.suppressed_among(org_id, hashes.values())
+    blocked = _suppressed_emails(org_id, secret, [r.email for r in ok])
     existing = _existing_contacts(org_id, [r.email for r in ok])
     subs = _subscriptions(org_id, target.id, [c.id for c in existing.values()])
     for r in ok:
         contact = existing.get(r.email)
-        if hashes[r.email] in blocked or (
-            contact is not None and contact.status != ContactStatus.ACTIVE
-        ):
+        if r.email in blocked or (contact is not None and contact.status != ContactStatus.ACTIVE):
             report.append(_entry(r, SUPPRESSED, SUPPRESSED_REASON))
             continue
         if contact is not None:
@@ -802,12 +799,63 @@ def _fill_in(contact: Contact, r: RowResult) -> None:
             contact.fields = merged
 
 
+def _pg_lookup(sql: str, org_id: int, values: list[str]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``values`` as one newline-joined text (``string_to_array(%s, E'\\n')``).
+
+    A chunk's 5,000 addresses or hashes as a Python list cost psycopg half a second per
+    100,000 to dump as an array literal; joined, they cost one ``str.join``. Normalised
+    addresses and hex hashes never contain a newline. Unprepared, so PostgreSQL folds the
+    array into the plan (see ``people.pg_any_lookup``).
+    """
+    return people.pg_any_lookup(db.session, sql, org_id, "\n".join(values))
+
+
+def _suppressed_emails(org_id: int, secret: str | bytes, emails: list[str]) -> set[str]:
+    """Those of ``emails`` on the body's suppression list.
+
+    A body with no suppression at all (checked per chunk, as the lookup itself is) needs
+    no hashing: one indexed ``EXISTS`` instead of 5,000 HMACs and an array lookup.
+    """
+    if (
+        db.session.execute(
+            select(Suppression.id).where(Suppression.organisation_id == org_id).limit(1)
+        ).first()
+        is None
+    ):
+        return set()
+    key = suppression.suppression_key(secret, org_id)
+    hashes = {suppression.hash_normalised(key, email): email for email in emails}
+    if people.dialect_name() == "postgresql":
+        found = {
+            h
+            for (h,) in _pg_lookup(
+                "SELECT email_hash FROM suppressions WHERE organisation_id = %s "
+                "AND email_hash = ANY(string_to_array(%s, E'\\n'))",
+                org_id,
+                list(hashes),
+            )
+        }
+    else:
+        found = suppression.suppressed_among(org_id, hashes)
+    return {hashes[h] for h in found}
+
+
 def _existing_contacts(org_id: int, emails: list[str]) -> dict[str, Contact]:
     """The contacts the body already has among ``emails`` (ORM objects, to fill names in)."""
-    found = people.contact_ids_by_email(org_id, emails)
-    if not found:
+    if people.dialect_name() == "postgresql":
+        ids = [
+            cid
+            for (cid,) in _pg_lookup(
+                "SELECT id FROM contacts WHERE organisation_id = %s "
+                "AND email = ANY(string_to_array(%s, E'\\n'))",
+                org_id,
+                emails,
+            )
+        ]
+    else:
+        ids = [cid for cid, _ in people.contact_ids_by_email(org_id, emails).values()]
+    if not ids:
         return {}
-    ids = [cid for cid, _ in found.values()]
     return {
         c.email: c
         for c in db.session.scalars(
