@@ -415,6 +415,7 @@ class _Job:
     existing_grants: list[tuple[int, dict[str, Any]]]
     processed: int
     duplicates: int
+    payload: bytes | None = None  # PostgreSQL: the rows as COPY text (:func:`_pg_payload`)
 
 
 def _write(executor: Any, target: _Target, job: _Job) -> int:
@@ -503,6 +504,8 @@ class _ThreadWriter:
             log.exception("import writer failed")
 
     def submit(self, job: _Job) -> None:
+        if self.engine.dialect.name == "postgresql":
+            job.payload = _pg_payload(job)
         while True:
             if self.error is not None:
                 raise RuntimeError("the import writer stopped") from self.error
@@ -611,6 +614,47 @@ def _pg_prepare(conn: Any, target: _Target) -> None:
     conn.commit()
 
 
+try:  # psycopg's own COPY row formatter (C); private, hence the fallback below
+    from psycopg._copy_base import format_row_text as _format_row
+    from psycopg.adapt import Transformer as _Transformer
+except ImportError:  # pragma: no cover - another psycopg layout
+    _format_row = None
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _pg_payload(job: _Job) -> bytes:
+    """The chunk's rows as COPY text (``_PG_ROWS_COLUMNS``), ready to send in one write.
+
+    Built by the reading thread (:meth:`_ThreadWriter.submit`): formatting 5,000 rows in
+    the writer thread made it queue for the GIL the reader holds, row after row (about
+    2.5 s per 100,000 rows); one ``bytes`` written at once does not.
+    """
+    dumps = json.dumps
+    rows: list[tuple[Any, ...]] = [
+        (
+            None,
+            job.new_evidence[r["email"]]["row"],
+            r["email"],
+            r["first_name"],
+            r["last_name"],
+            dumps(r["fields"], ensure_ascii=False),
+        )
+        for r in job.new_rows
+    ]
+    rows += [(cid, ev["row"], None, None, None, None) for cid, ev in job.existing_grants]
+    if _format_row is not None:
+        out = bytearray()
+        tx = _Transformer()
+        for row in rows:
+            _format_row(row, tx, out)
+        return bytes(out)
+    return "".join(
+        "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in row) + "\n"
+        for row in rows
+    ).encode()
+
+
 def _pg_write(conn: Any, target: _Target, job: _Job) -> int:
     """:func:`_write` for PostgreSQL in one COPY and one statement; returns the count."""
     if not job.new_rows and not job.existing_grants:
@@ -625,20 +669,7 @@ def _pg_write(conn: Any, target: _Target, job: _Job) -> int:
         raw.cursor() as cursor,
         cursor.copy(f"COPY {_PG_ROWS} ({_PG_ROWS_COLUMNS}) FROM STDIN") as copy,
     ):
-        dumps = json.dumps
-        for r in job.new_rows:
-            copy.write_row(
-                (
-                    None,
-                    job.new_evidence[r["email"]]["row"],
-                    r["email"],
-                    r["first_name"],
-                    r["last_name"],
-                    dumps(r["fields"], ensure_ascii=False),
-                )
-            )
-        for contact_id, evidence in job.existing_grants:
-            copy.write_row((contact_id, evidence["row"], None, None, None, None))
+        copy.write(job.payload if job.payload is not None else _pg_payload(job))
     risky = consent.is_risky(target.source)
     at = utcnow()
     values = {
