@@ -15,8 +15,13 @@ link                purpose   values                                          ex
 ``/p/<token>``      prefs     org_id, contact_id                              never
 ``/p/signin/<t>``   signin    org_id, contact_id (+ issue time)               1 day
 ``/confirm/<t>``    confirm   org_id, contact_id, list_id (+ issue time)      7 days
+``/confirm/<t>``    reconfirm org_id, contact_id, list_id (+ issue time)      30 days
 ``/subscribe/<t>``  subscribe org_id, list_id                                 never
 =================== ========= ==============================================  ========
+
+The ``reconfirm`` purpose is the link of a re-permission campaign (``{{ confirm_url }}``):
+the same page answers it, but a campaign is read over weeks, so it lives 30 days while the
+double opt-in link sent right after a sign-up keeps its 7 days.
 
 Unsubscribe and preference links never expire: a person must be able to leave from a
 message received years ago (RFC 8058, CNIL: withdrawal as easy as consent).
@@ -38,9 +43,12 @@ CONFIRM_PREFIX = "/confirm/"
 SUBSCRIBE_PREFIX = "/subscribe/"
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+REPERMISSION_MAX_AGE = 30 * 24 * 3600
 SIGNIN_MAX_AGE = 24 * 3600
 
 SUBSCRIBE_PURPOSE = "subscribe"
+CONFIRM_PURPOSE = "confirm"
+REPERMISSION_PURPOSE = "reconfirm"
 
 
 class UnsubscribeToken(NamedTuple):
@@ -55,6 +63,7 @@ class ConfirmToken(NamedTuple):
     contact_id: int
     list_id: int
     issued_at: int
+    purpose: str = CONFIRM_PURPOSE  # REPERMISSION_PURPOSE for a re-permission campaign's link
 
 
 def _ids(values: tuple[int | str, ...], count: int, zero_ok: tuple[int, ...] = ()) -> list[int]:
@@ -150,12 +159,39 @@ def confirm_url(
     return _base(public_url) + CONFIRM_PREFIX + token
 
 
+def repermission_url(
+    public_url: str,
+    secret: str | bytes,
+    org_id: int,
+    contact_id: int,
+    list_id: int,
+    *,
+    now: int | None = None,
+) -> str:
+    """The confirmation link of a re-permission campaign (``/confirm/``); valid for 30 days."""
+    issued = int(time.time() if now is None else now)
+    token = sign(secret, REPERMISSION_PURPOSE, org_id, contact_id, list_id, issued_at=issued)
+    return _base(public_url) + CONFIRM_PREFIX + token
+
+
 def read_confirm_token(
     secret: str | bytes, token: str, *, now: float | None = None
 ) -> ConfirmToken:
-    checked = verify_full(secret, "confirm", token, CONFIRM_MAX_AGE, now=now)
+    """A double opt-in (7 days) or re-permission (30 days) confirmation token."""
+    try:
+        checked = verify_full(secret, CONFIRM_PURPOSE, token, CONFIRM_MAX_AGE, now=now)
+        purpose = CONFIRM_PURPOSE
+    except BadToken as first:
+        try:
+            checked = verify_full(
+                secret, REPERMISSION_PURPOSE, token, REPERMISSION_MAX_AGE, now=now
+            )
+        except BadToken as second:
+            # An expired link says so (410), whichever kind it was.
+            raise (second if second.reason == "expired" else first) from None
+        purpose = REPERMISSION_PURPOSE
     org_id, contact_id, list_id = _ids(checked.values, 3)
-    return ConfirmToken(org_id, contact_id, list_id, int(checked.issued_at or 0))
+    return ConfirmToken(org_id, contact_id, list_id, int(checked.issued_at or 0), purpose)
 
 
 # ---------------------------------------------------------------------------- subscription form

@@ -43,6 +43,7 @@ BLOCK_TYPES = (
     "poll",
     "social",
     "divider",
+    "confirm",
 )
 TYPE_LABELS = {
     "heading": "titre",
@@ -55,6 +56,7 @@ TYPE_LABELS = {
     "poll": "sondage",
     "social": "réseaux sociaux",
     "divider": "séparateur",
+    "confirm": "bouton de confirmation",
 }
 SOCIAL_NETWORKS = {
     "facebook": "Facebook",
@@ -150,6 +152,10 @@ def _validate_one(block: Any, kind: str) -> dict[str, Any]:
     elif btype == "button":
         out["label"] = _required(block, "label", "le libellé du bouton", LIMITS["label"])
         out["url"] = check_url(block.get("url"), label="le lien du bouton", mailto=True)
+    elif btype == "confirm":
+        # The button of a re-permission campaign: its link is always the recipient's own
+        # ``{{ confirm_url }}`` (never an officer's URL, never a click redirect).
+        out["label"] = _required(block, "label", "le libellé du bouton", LIMITS["label"])
     elif btype == "video":
         out["url"] = check_url(block.get("url"), label="le lien de la vidéo")
         out["thumbnail"] = check_url(block.get("thumbnail"), label="l'image d'aperçu")
@@ -212,7 +218,7 @@ def validate_blocks(
         label = TYPE_LABELS.get(btype, "bloc") if isinstance(btype, str) else "bloc"
         try:
             clean = _validate_one(block, kind)
-            if btype in ("rsvp", "poll") and btype in seen:
+            if btype in ("rsvp", "poll", "confirm") and btype in seen:
                 raise _BlockError("un seul bloc de ce type par message")
             if btype in ("event", "rsvp") and not has_event:
                 raise _BlockError("décrivez d'abord l'événement de l'invitation")

@@ -262,13 +262,39 @@ _STARTERS: list[dict[str, Any]] = [
             },
         ],
     },
+    {
+        "key": "demande-reconsentement",
+        "name": "Demande de reconsentement",
+        "kind": "newsletter",
+        "repermission": True,
+        "subject": "Souhaitez-vous continuer à recevoir nos messages ?",
+        "preheader": "Un clic suffit pour confirmer votre inscription ; sans réponse, "
+        "nous ne vous écrirons plus.",
+        "blocks": [
+            {"type": "heading", "text": "Confirmez-vous votre inscription ?"},
+            {
+                "type": "text",
+                "markdown": "Bonjour {{ first_name }},\n\nVotre adresse figure dans notre "
+                "fichier, mais nous n'avons pas la preuve que vous avez accepté de recevoir nos "
+                "messages. Pour continuer à les recevoir, confirmez votre inscription d'un clic.",
+            },
+            {"type": "confirm", "label": "Je confirme mon inscription"},
+            {
+                "type": "text",
+                "markdown": "Sans réponse de votre part, nous ne vous écrirons plus à ce sujet "
+                "et votre adresse ne servira à aucun autre envoi.",
+            },
+        ],
+    },
 ]
 
 
 def starter_templates() -> list[dict[str, Any]]:
-    """Four French starting points (newsletter, public meeting, inauguration, consultation).
+    """Five French starting points (newsletter, public meeting, inauguration, consultation,
+    re-permission request).
 
-    Each is ``{"key", "name", "kind", "subject", "preheader", "blocks", "event"?}``; the
+    Each is ``{"key", "name", "kind", "subject", "preheader", "blocks", "event"?,
+    "repermission"?}`` (``repermission``: the campaign asks pending contacts to confirm); the
     invitations' dates are left empty for the officer to fill. Copies: callers may edit them.
     """
     return copy.deepcopy(_STARTERS)

@@ -21,6 +21,13 @@ The queue only says which rows to look at; these rows say what happened (RELIABI
    ``unknown``, ``skipped``, committed by the sender in small groups right after the
    relay's answers (see :mod:`campaigns.sender` for the trade-off).
 
+A re-permission campaign (``Campaign.is_repermission``) turns the audience around: it goes
+to the memberships still waiting for the person's confirmation (:func:`awaiting_clause`:
+pending, contact active, so never a suppressed, erased or unsubscribed address) and never
+to sendable ones; :func:`audience_clause` picks the rule for freeze, preview and the
+sender's re-checks. Someone who confirms after the freeze is skipped at send time: the
+request would be pointless (harmless, but noise).
+
 Times that decide who may take a row (leases, due retries, the hourly window) come from
 the database clock (``now()``), so a worker whose clock jumps cannot steal or strand rows.
 """
@@ -69,14 +76,16 @@ CLAIMABLE = (D.QUEUED, D.DEFERRED)
 UNFINISHED = (D.QUEUED, D.DEFERRED, D.SENDING)
 FINAL = (D.SENT, D.FAILED, D.UNKNOWN, D.CANCELLED, D.SKIPPED)
 
-# Why a member of the campaign's lists is left out, most actionable last (see preview).
-LEFT_OUT = ("pending", "risky", "unsubscribed", "bounced", "suppressed")
+# Why a member of the campaign's lists is left out, most actionable last (see preview);
+# "confirmed" only for a re-permission campaign (already sendable: nothing to ask).
+LEFT_OUT = ("pending", "risky", "unsubscribed", "bounced", "suppressed", "confirmed")
 LEFT_OUT_LABELS = {
     "pending": "inscription non confirmée (double opt-in en attente)",
     "risky": "source à risque en attente de nouvelle autorisation",
     "unsubscribed": "désinscrit·e",
     "bounced": "adresse en échec définitif",
     "suppressed": "adresse supprimée (signalement ou effacement)",
+    "confirmed": "inscription déjà confirmée (rien à redemander)",
 }
 
 
@@ -154,11 +163,44 @@ def _members(org_id: int, campaign: Campaign):
     return conditions
 
 
-def _reason_rank() -> ColumnElement[int]:
-    """0 for a sendable membership, else 1 + the index of its reason in :data:`LEFT_OUT`.
+def awaiting_clause() -> ColumnElement[bool]:
+    """SQL condition over ``Subscription`` ⋈ ``Contact``: may a re-permission request go here?
 
-    Consistent with :func:`contacts.consent.sendable_clause`: rank 0 exactly when sendable.
+    The membership waits for the person's confirmation (risky source or double opt-in)
+    and the address is active: not suppressed, bounced, erased. A withdrawn membership is
+    not pending, so an unsubscribed person is never asked again.
     """
+    return and_(
+        Subscription.status == SubscriptionStatus.PENDING,
+        Contact.status == ContactStatus.ACTIVE,
+    )
+
+
+def audience_clause(repermission: bool = False) -> ColumnElement[bool]:
+    """Who a campaign goes to: sendable members, or pending ones for a re-permission."""
+    return awaiting_clause() if repermission else sendable_clause()
+
+
+def _reason_rank(repermission: bool = False) -> ColumnElement[int]:
+    """0 for a membership the campaign goes to, else 1 + its reason's index in :data:`LEFT_OUT`.
+
+    Consistent with :func:`audience_clause`: rank 0 exactly when sendable (or, for a
+    re-permission campaign, exactly when awaiting confirmation).
+    """
+    if repermission:
+        return case(
+            (Contact.status.in_((ContactStatus.ERASED, ContactStatus.COMPLAINED)), 5),
+            (Contact.status == ContactStatus.BOUNCED, 4),
+            (
+                or_(
+                    Contact.status != ContactStatus.ACTIVE,
+                    Subscription.status == SubscriptionStatus.WITHDRAWN,
+                ),
+                3,
+            ),
+            (Subscription.status == SubscriptionStatus.PENDING, 0),
+            else_=6,
+        )
     return case(
         (Contact.status.in_((ContactStatus.ERASED, ContactStatus.COMPLAINED)), 5),
         (Contact.status == ContactStatus.BOUNCED, 4),
@@ -219,7 +261,10 @@ def preview_audience(org_id: int, campaign: Campaign) -> AudiencePreview:
         return AudiencePreview(recipients=0)
     _prefer_hash_joins()
     per_contact = (
-        select(Subscription.contact_id, func.min(_reason_rank()).label("rank"))
+        select(
+            Subscription.contact_id,
+            func.min(_reason_rank(bool(campaign.is_repermission))).label("rank"),
+        )
         .join(Contact, Contact.id == Subscription.contact_id)
         .where(*_members(org_id, campaign))
         .group_by(Subscription.contact_id)
@@ -253,6 +298,9 @@ def dialect_insert(table):
 def freeze_audience(org_id: int, campaign: Campaign) -> int:
     """Create one ``queued`` row per sendable contact of the campaign; the rows count.
 
+    A re-permission campaign gets one row per contact awaiting confirmation instead
+    (:func:`audience_clause`).
+
     ``INSERT … SELECT … ON CONFLICT DO NOTHING``: one statement, never the audience in
     memory; a contact on several lists gets one row (from the lowest list id). A
     campaign whose rows exist already (a resend to non-openers) keeps exactly those.
@@ -274,7 +322,7 @@ def freeze_audience(org_id: int, campaign: Campaign) -> int:
             false().label("possible_duplicate"),
         )
         .join(Contact, Contact.id == Subscription.contact_id)
-        .where(*_members(org_id, campaign), sendable_clause())
+        .where(*_members(org_id, campaign), audience_clause(bool(campaign.is_repermission)))
         .group_by(Subscription.contact_id)
         .order_by(Subscription.contact_id)
     )
@@ -536,6 +584,8 @@ def claim_rows(
     limit: int,
     lease_seconds: float,
     hourly_limit: int | None = None,
+    *,
+    repermission: bool = False,
 ) -> Claim:
     """Claim up to ``limit`` due rows with ids in ``[lo_id, hi_id]`` and commit the claim.
 
@@ -576,14 +626,17 @@ def claim_rows(
     )
     ids = sorted(db.session.execute(stmt).scalars().all())
     db.session.commit()
-    return Claim(load_claimed(ids))
+    return Claim(load_claimed(ids, repermission=repermission))
 
 
-def load_claimed(ids: Sequence[int]) -> list[Claimed]:
-    """The claimed rows with their contact and subscription, re-checked for sendability."""
+def load_claimed(ids: Sequence[int], *, repermission: bool = False) -> list[Claimed]:
+    """The claimed rows with their contact and subscription, re-checked for sendability.
+
+    For a re-permission campaign "sendable" means still awaiting confirmation.
+    """
     if not ids:
         return []
-    sendable = case((sendable_clause(), True), else_=False)
+    sendable = case((audience_clause(repermission), True), else_=False)
     rows = db.session.execute(
         select(
             T.c.id,
@@ -631,8 +684,11 @@ def load_claimed(ids: Sequence[int]) -> list[Claimed]:
     ]
 
 
-def still_sendable(ids: Sequence[int]) -> set[int]:
-    """Which of ``ids`` may still be sent to (a later unsubscribe or suppression wins)."""
+def still_sendable(ids: Sequence[int], *, repermission: bool = False) -> set[int]:
+    """Which of ``ids`` may still be sent to (a later unsubscribe or suppression wins).
+
+    For a re-permission campaign: which are still awaiting confirmation.
+    """
     if not ids:
         return set()
     return set(
@@ -647,7 +703,7 @@ def still_sendable(ids: Sequence[int]) -> set[int]:
                     Subscription.contact_id == T.c.contact_id,
                 ),
             )
-            .where(T.c.id.in_(list(ids)), sendable_clause())
+            .where(T.c.id.in_(list(ids)), audience_clause(repermission))
         )
     )
 

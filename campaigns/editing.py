@@ -344,6 +344,7 @@ def create_campaign(
         compiled_version=0,
         parent_campaign_id=parent_id,
         created_by_id=user_id,
+        is_repermission=_repermission_flag(data.get("repermission")),
         **content,
     )
     db.session.add(campaign)
@@ -351,6 +352,14 @@ def create_campaign(
     workflow.record_creation(org_id, campaign, user_id, comment)
     _try_compile(org_id, campaign, compiler)
     return campaign
+
+
+def _repermission_flag(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise DomainError("invalid_repermission", "« repermission » doit valoir true ou false.")
+    return value
 
 
 def update_campaign(
@@ -429,6 +438,7 @@ def duplicate_campaign(
     data = {
         **_content_of(campaign),
         "name": f"Copie de {campaign.name}"[:MAX_NAME],
+        "repermission": bool(campaign.is_repermission),
         "list_ids": [i for i in campaign.list_ids or [] if isinstance(i, int)],
         "segment_ids": [i for i in campaign.segment_ids or [] if isinstance(i, int)],
     }
@@ -499,8 +509,13 @@ def blank_content(kind: str, now: dt.datetime | None = None) -> dict[str, Any]:
 
 
 def starters() -> list[dict[str, str]]:
-    """The ready-made models offered on the "new campaign" page: key, name, kind."""
-    return [{"key": s["key"], "name": s["name"], "kind": s["kind"]} for s in starter_templates()]
+    """The ready-made models offered on the "new campaign" page: key, name, kind (and
+    ``repermission`` for the re-permission request)."""
+    return [
+        {"key": s["key"], "name": s["name"], "kind": s["kind"]}
+        | ({"repermission": True} if s.get("repermission") else {})
+        for s in starter_templates()
+    ]
 
 
 def create_from_starter(
@@ -515,7 +530,8 @@ def create_from_starter(
     """A new draft from one of :func:`campaigns.compose.starter_templates` (or ``blank-*``).
 
     Invitation models leave the dates empty; they get :func:`default_event` dates, which the
-    officer then changes, so the draft is valid from the start.
+    officer then changes, so the draft is valid from the start. The re-permission model
+    makes an ``is_repermission`` campaign (it goes to the pending members of its lists).
     """
     if key in ("blank-newsletter", "blank-invitation"):
         data = blank_content(key.removeprefix("blank-"), now)
@@ -565,6 +581,27 @@ def campaign_checks(
                 "code": "no_audience",
                 "level": "error",
                 "message": "Choisissez au moins une liste de destinataires.",
+            }
+        )
+    has_confirm = any(
+        isinstance(b, Mapping) and b.get("type") == "confirm" for b in campaign.blocks or []
+    )
+    if campaign.is_repermission and not has_confirm:
+        found.append(
+            {
+                "code": "no_confirm_button",
+                "level": "error",
+                "message": "Une demande de reconsentement doit contenir le bouton de "
+                "confirmation : sans lui, personne ne peut confirmer son inscription.",
+            }
+        )
+    elif has_confirm and not campaign.is_repermission:
+        found.append(
+            {
+                "code": "confirm_outside_repermission",
+                "level": "warning",
+                "message": "Le bouton de confirmation n'a de sens que dans une campagne de "
+                "reconsentement : les destinataires de celle-ci sont déjà inscrits.",
             }
         )
     if not org.from_address:

@@ -26,6 +26,8 @@ placeholder         URL                              purpose and values
                                                      the ``List-Unsubscribe`` header (RFC 8058)
 ``preferences_url`` ``/p/<token>``                   ``prefs``: org_id, contact_id
                                                      (:mod:`analytics.links`)
+``confirm_url``     ``/confirm/<token>``             ``reconfirm``: org_id, contact_id, list_id
+                                                     (+ issue time; :mod:`analytics.links`)
 ``web_version_url`` ``/w/<token>``                   ``web``: campaign_id, delivery_id
 ``rsvp_*_url``      ``/t/r/<token>``                 ``rsvp``: campaign_id, delivery_id, answer
                                                      (``"yes"``, ``"no"`` or ``"maybe"``)
@@ -136,6 +138,7 @@ class RecipientLinks:
         self._pixel = want("open_pixel_url")
         self._prefs = want("preferences_url")
         self._web = want("web_version_url")
+        self._confirm = want("confirm_url")
         self._rsvp = [(name, answer) for name, answer in RSVP_ANSWERS if want(name)]
         self._polls = [(name, n) for n, name in enumerate(POLL_VARIABLES, 1) if want(name)]
 
@@ -148,6 +151,12 @@ class RecipientLinks:
 
     def preferences_url(self, contact_id: int) -> str:
         return consent_links.preferences_url(self.base, self._secret, self.org_id, int(contact_id))
+
+    def confirm_url(self, contact_id: int, list_id: int | None) -> str:
+        """The re-permission link: confirming on ``/confirm/`` makes the membership sendable."""
+        return consent_links.repermission_url(
+            self.base, self._secret, self.org_id, int(contact_id), int(list_id or 0)
+        )
 
     def web_version_url(self, delivery_id: int) -> str:
         token = self._signer.sign(TokenPurpose.WEB, self.campaign_id, int(delivery_id))
@@ -172,6 +181,8 @@ class RecipientLinks:
             out["preferences_url"] = self.preferences_url(contact_id)
         if self._web:
             out["web_version_url"] = self.web_version_url(delivery_id)
+        if self._confirm and list_id:
+            out["confirm_url"] = self.confirm_url(contact_id, list_id)
         if self.policy == OFF:
             if self._pixel:
                 out["open_pixel_url"] = TRANSPARENT_GIF

@@ -59,6 +59,9 @@ class Campaign(OrgScoped, db.Model):
     event: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     list_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     segment_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # A re-permission campaign goes to the pending memberships of its lists (risky sources,
+    # double opt-in awaiting confirmation) to ask for consent, never to the sendable ones.
+    is_repermission: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(default=1)
     # Compiled once per version (MJML → HTML); per-recipient values are substituted later.
     compiled_version: Mapped[int] = mapped_column(default=0)

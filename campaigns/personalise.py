@@ -21,6 +21,8 @@ custom fields        the list's ``custom_fields`` (``[A-Za-z_][A-Za-z0-9_]*``)
 ``web_version_url``  "voir dans le navigateur" (signed token)
 ``open_pixel_url``   open pixel; present only when the tracking policy is not ``off``;
                      must be a URL (the anonymous one when the contact did not consent)
+``confirm_url``       the re-permission link for this contact and the delivery's list
+                     (``/confirm/<token>``, 30 days: :func:`analytics.links.repermission_url`)
 ``rsvp_yes_url``, ``rsvp_no_url``, ``rsvp_maybe_url``  RSVP answers (invitations)
 ``poll_url_1`` … ``poll_url_5``  one per poll option, in order
 ``link_1`` … ``link_N``  the campaign's links, in ``Compiled.links`` order: the signed
@@ -41,6 +43,7 @@ LINK_VARIABLES = (
     "preferences_url",
     "web_version_url",
     "open_pixel_url",
+    "confirm_url",
     "rsvp_yes_url",
     "rsvp_no_url",
     "rsvp_maybe_url",
@@ -184,6 +187,7 @@ def sample_values(links: Sequence[object] = (), **overrides: str) -> dict[str, s
         "preferences_url": "#",
         "web_version_url": "#",
         "open_pixel_url": "",
+        "confirm_url": "#",
         "rsvp_yes_url": "#",
         "rsvp_no_url": "#",
         "rsvp_maybe_url": "#",

@@ -95,6 +95,8 @@ def block_text(
         if href.lower().startswith("mailto:"):
             href = href[len("mailto:") :]
         return [_link(block["label"], href)]
+    if btype == "confirm":
+        return [_link(block["label"], _ph("confirm_url"))]
     if btype == "video":
         return [_link(f"Vidéo : {block['caption']}", registry.href(block["url"], block["caption"]))]
     if btype == "event":

@@ -233,6 +233,7 @@ def neutral_values(
             "preferences_url": help_url,
             "web_version_url": self_url,
             "open_pixel_url": BLANK_GIF,
+            "confirm_url": help_url,  # a public copy confirms nobody
             "rsvp_yes_url": help_url,
             "rsvp_no_url": help_url,
             "rsvp_maybe_url": help_url,

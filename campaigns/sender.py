@@ -398,6 +398,7 @@ def send_batch(
         result.reason = "not_sending"
         return result
     org = db.session.get(Organisation, campaign.organisation_id)
+    repermission = bool(campaign.is_repermission)
     ctx = message_context(campaign, org, settings)
     relay_key = org.smtp_url or settings.smtp_url or "outbox"
     transport = transport or transport_for(org, settings.smtp_url, settings.connections)
@@ -415,7 +416,14 @@ def send_batch(
                 result.next, result.reason = (lo_id, hi_id), "time_slice"
                 break
             claim = delivery.claim_rows(
-                org.id, campaign_id, lo_id, hi_id, chunk, settings.lease_seconds, org.hourly_limit
+                org.id,
+                campaign_id,
+                lo_id,
+                hi_id,
+                chunk,
+                settings.lease_seconds,
+                org.hourly_limit,
+                repermission=repermission,
             )
             if claim.quota_blocked:
                 wait = quota_wait_seconds(org.id, org.hourly_limit, delivery.db_now())
@@ -427,7 +435,17 @@ def send_batch(
             result.claimed += len(claim.rows)
             t0 = time.monotonic()
             try:
-                _send_rows(ctx, campaign_id, claim.rows, transport, limiter, writer, stop, settings)
+                _send_rows(
+                    ctx,
+                    campaign_id,
+                    claim.rows,
+                    transport,
+                    limiter,
+                    writer,
+                    stop,
+                    settings,
+                    repermission=repermission,
+                )
                 _relay_ok(relay_key)
             except _EndChunk as end:
                 result.reason = end.reason
@@ -482,8 +500,14 @@ def _send_rows(
     writer: OutcomeWriter,
     stop: Callable[[], bool],
     settings: SendSettings,
+    *,
+    repermission: bool = False,
 ) -> None:
-    """Send claimed rows in order; raises :class:`_EndChunk` to end early (rows released)."""
+    """Send claimed rows in order; raises :class:`_EndChunk` to end early (rows released).
+
+    A re-permission campaign's rows are re-checked for "still awaiting confirmation": a
+    person who confirmed since the freeze is skipped rather than asked again.
+    """
     window = settings.outcome_batch
     if settings.rate:
         window = max(1, min(window, math.ceil(settings.rate * settings.outcome_max_delay)))
@@ -501,7 +525,9 @@ def _send_rows(
                 status = delivery.campaign_status(campaign_id)
                 if status != S.SENDING:
                     raise _EndChunk("cancelled" if status == S.CANCELLED else "paused")
-                sendable &= delivery.still_sendable([r.id for r in rows[i:]])
+                sendable &= delivery.still_sendable(
+                    [r.id for r in rows[i:]], repermission=repermission
+                )
                 db.session.commit()
                 last_check = now
             if now >= renew_at:
@@ -512,7 +538,8 @@ def _send_rows(
             if stop():
                 raise _EndChunk("stopping")
             if row.id not in sendable:
-                writer.add(Outcome(row.id, D.SKIPPED, row.was_duplicate, _skip_reason(row)))
+                reason = _skip_reason(row, repermission)
+                writer.add(Outcome(row.id, D.SKIPPED, row.was_duplicate, reason))
                 i += 1
                 continue
             if i >= window_end:
@@ -560,7 +587,9 @@ def _sleep(seconds: float, stop: Callable[[], bool]) -> bool:
     return True
 
 
-def _skip_reason(row: Claimed) -> str:
+def _skip_reason(row: Claimed, repermission: bool = False) -> str:
     if row.contact_status and row.contact_status != "active":
         return f"contact {row.contact_status} depuis le lancement"
+    if repermission:
+        return "a confirmé son inscription ou s'est désinscrit·e depuis le lancement"
     return "n'est plus inscrit·e à la liste depuis le lancement"

@@ -40,6 +40,7 @@ def campaign_summary(c: Campaign) -> dict[str, Any]:
         "status": c.status,
         "version": c.version,
         "list_ids": list(c.list_ids or []),
+        "repermission": bool(c.is_repermission),
         "scheduled_at": _dt(c.scheduled_at),
         "created_at": _dt(c.created_at),
         "updated_at": _dt(c.updated_at),
@@ -156,6 +157,12 @@ def create_campaign():
                     rsvp_deadline: {type: string, format: date-time}
                     capacity: {type: integer}
                 template: {type: string, description: "a ready-made model's key"}
+                repermission:
+                  type: boolean
+                  description: >-
+                    a re-permission campaign: sent only to the list members awaiting
+                    confirmation (risky source or double opt-in), asking them to confirm
+                    (the model "demande-reconsentement" sets it)
       responses:
         201: {description: the campaign}
         400: {description: "invalid content (the message names the block)"}

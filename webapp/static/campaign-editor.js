@@ -53,12 +53,14 @@
       { key: "options", label: "Réponses possibles : une par ligne (2 à 5)", kind: "lines" }
     ],
     social: [],
-    divider: []
+    divider: [],
+    confirm: [{ key: "label", label: "Libellé du bouton de confirmation", kind: "text", max: 80 }]
   };
   var NOTES = {
     event: "Affiche la date, l'heure et le lieu de l'événement décrit plus haut.",
     rsvp: "Affiche les boutons de réponse « Oui », « Non » et « Peut-être ».",
-    divider: "Une ligne de séparation."
+    divider: "Une ligne de séparation.",
+    confirm: "Le bouton mène chaque destinataire à sa propre page de confirmation (lien valable 30 jours)."
   };
   var DEFAULTS = {
     heading: { text: "" },
@@ -70,7 +72,8 @@
     rsvp: {},
     poll: { question: "", options: ["", ""] },
     social: { links: [{ network: "facebook", url: "" }] },
-    divider: {}
+    divider: {},
+    confirm: { label: "Je confirme mon inscription" }
   };
 
   // ------------------------------------------------------------------ helpers

@@ -130,7 +130,15 @@ def index():
 def new():
     if request.method == "POST":
         key = request.form.get("template", "")
-        campaign = editing.create_from_starter(current_org_id(), key, user_id=current_user.id)
+        # A list preselected by the page the officer came from (the re-permission link of a
+        # list page); checked like any audience: a foreign list id is refused.
+        list_ids = [int(v) for v in request.form.getlist("list_id") if v.isdigit()]
+        campaign = editing.create_from_starter(
+            current_org_id(),
+            key,
+            user_id=current_user.id,
+            list_ids=editing.check_list_ids(current_org_id(), list_ids) if list_ids else None,
+        )
         db.session.commit()
         flash(_("Campagne créée : complétez-la puis soumettez-la pour relecture."), "success")
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
@@ -193,7 +201,11 @@ def edit(campaign_id: int):
         "saveUrl": url_for("campaigns.save_content", campaign_id=campaign.id),
         "previewUrl": url_for("campaigns.preview_html", campaign_id=campaign.id),
         "previewJsonUrl": url_for("campaigns.preview_json", campaign_id=campaign.id),
-        "types": [{"type": t, "label": TYPE_LABELS[t]} for t in BLOCK_TYPES],
+        "types": [
+            {"type": t, "label": TYPE_LABELS[t]}
+            for t in BLOCK_TYPES
+            if t != "confirm" or campaign.is_repermission
+        ],
         "networks": [{"key": k, "label": v} for k, v in SOCIAL_NETWORKS.items() if k != "twitter"],
     }
     return render_template(

@@ -75,16 +75,35 @@ def test_preview_fills_links_with_their_urls_and_a_sample_recipient():
     assert "{{" not in shown["text"]
 
 
-def test_four_french_starters_are_offered():
+def test_five_french_starters_are_offered():
     starters = starter_templates()
     assert [s["key"] for s in starters] == [
         "lettre-mensuelle",
         "reunion-publique",
         "inauguration",
         "consultation",
+        "demande-reconsentement",
     ]
     for s in starters:
         validate_blocks(s["blocks"], kind=s["kind"], has_event=s["kind"] == "invitation")
+
+
+def test_only_the_repermission_starter_is_a_repermission_campaign():
+    flagged = [s["key"] for s in starter_templates() if s.get("repermission")]
+    assert flagged == ["demande-reconsentement"]
+
+
+def test_repermission_starter_has_a_confirm_button_to_the_confirm_link():
+    starter = next(s for s in starter_templates() if s["key"] == "demande-reconsentement")
+    out = compile_campaign(
+        starter["blocks"],
+        subject=starter["subject"],
+        preheader=starter["preheader"],
+        compiler=fake_compiler,
+    )
+    assert "{{ confirm_url }}" in out.mjml and "Je confirme mon inscription" in out.mjml
+    assert "Je confirme mon inscription : {{ confirm_url }}" in out.text
+    assert all("confirm" not in link.url for link in out.links)  # not a tracked redirect
 
 
 def test_starters_are_copies():
