@@ -11,6 +11,12 @@ Unique recipients are counted in one pass: the events of a campaign are grouped 
 recipient (see ``reports.recipient_ids``) with one flag per measure, then the flags are
 summed. Events without any recipient form the NULL group, where every event counts.
 Every query is filtered by ``organisation_id`` first.
+
+In the default counting mode those per-recipient flags are already stored, one row per
+recipient, by ``analytics.rollup`` as events are written: for a campaign whose rollup
+accounts for all its events (``rollup.covered``), the unique counts and the device split
+are sums over that table (``rollup_*_query``) instead of a grouping of every event. The
+link and timeline figures still read the events (through the campaign indexes).
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql.elements import ColumnElement
 
-from analytics import reports
-from analytics.models import Answer, EventKind, SiteHit, TrackingEvent
+from analytics import reports, rollup
+from analytics.models import Answer, EventKind, RecipientActivity, SiteHit, TrackingEvent
 from campaigns.models import Campaign, CampaignLink, Delivery
 from contacts.models import RISKY_SOURCES, Subscription
 
@@ -54,6 +60,8 @@ __all__ = [
     "link_clicks_query",
     "list_growth",
     "recipient_columns",
+    "rollup_counts_query",
+    "rollup_device_query",
     "site_traffic",
     "site_traffic_query",
     "site_visits_query",
@@ -61,6 +69,7 @@ __all__ = [
 ]
 
 EV = TrackingEvent.__table__
+RA = RecipientActivity.__table__
 DL = Delivery.__table__
 LK = CampaignLink.__table__
 AN = Answer.__table__
@@ -116,7 +125,11 @@ def _measures() -> dict[str, ColumnElement[bool]]:
 
 
 def event_counts_query(
-    org_id: int, campaign_id: int | None = None, mode: str | None = None, dialect: str = ""
+    org_id: int,
+    campaign_id: int | None = None,
+    mode: str | None = None,
+    dialect: str = "",
+    campaign_ids: Sequence[int] | None = None,
 ) -> Select[Any]:
     """Unique counts of ``reports.event_counts``: one row, or one per campaign if no id.
 
@@ -144,6 +157,8 @@ def event_counts_query(
     inner = select(*group, *flags).where(EV.c.organisation_id == org_id)
     if campaign_id is not None:
         inner = inner.where(EV.c.campaign_id == campaign_id)
+    if campaign_ids is not None:
+        inner = inner.where(EV.c.campaign_id.in_(sorted(campaign_ids)))
     sub = inner.group_by(*group).subquery()
     outer: list[Any] = []
     for bit, name in enumerate(measures):
@@ -156,6 +171,42 @@ def event_counts_query(
     if campaign_id is None:
         return select(sub.c.campaign_id, *outer).group_by(sub.c.campaign_id)
     return select(*outer)
+
+
+def _uses_rollup(mode: str | None) -> bool:
+    return mode in (None, "auto")
+
+
+def rollup_counts_query(
+    org_id: int, campaign_id: int | None = None, campaign_ids: Sequence[int] | None = None
+) -> Select[Any]:
+    """``event_counts_query`` (mode "auto") read from the per-recipient rollup.
+
+    Each ``RecipientActivity`` row is one group of ``event_counts_query`` with its flags
+    already computed, so the figures are sums over at most one row per recipient. Only
+    right for campaigns ``rollup.covered`` says are complete.
+    """
+    sums = [func.coalesce(func.sum(RA.c[name]), 0).label(name) for name in _measures()]
+    sums.append(func.coalesce(func.sum(RA.c.clicks_total), 0).label("clicks_total"))
+    query = select(*sums).where(RA.c.organisation_id == org_id)
+    if campaign_id is not None:
+        return query.where(RA.c.campaign_id == campaign_id)
+    if campaign_ids is not None:
+        query = query.where(RA.c.campaign_id.in_(sorted(campaign_ids)))
+    return query.add_columns(RA.c.campaign_id).group_by(RA.c.campaign_id)
+
+
+def rollup_device_query(org_id: int, campaign_id: int) -> Select[Any]:
+    """``device_query`` (mode "auto") from the rollup: each row's first human event."""
+    return (
+        select(RA.c.device_class, RA.c.client_family, func.count().label("count"))
+        .where(
+            RA.c.organisation_id == org_id,
+            RA.c.campaign_id == campaign_id,
+            RA.c.first_human_id.is_not(None),
+        )
+        .group_by(RA.c.device_class, RA.c.client_family)
+    )
 
 
 def delivery_status_query(org_id: int, campaign_id: int) -> Select[Any]:
@@ -325,8 +376,11 @@ def _stats(
     links: pd.DataFrame,
 ) -> dict[str, Any]:
     statuses = dict(conn.execute(delivery_status_query(org_id, campaign_id)).all())
-    query = event_counts_query(org_id, campaign_id, mode, _dialect(conn))
-    counts = dict(conn.execute(query).one()._mapping)
+    if _uses_rollup(mode) and rollup.covered(conn, [campaign_id]):
+        query = rollup_counts_query(org_id, campaign_id)
+    else:
+        query = event_counts_query(org_id, campaign_id, mode, _dialect(conn))
+    counts = {k: int(v) for k, v in conn.execute(query).one()._mapping.items()}
     answer_rows = conn.execute(answers_query(org_id, campaign_id)).all()
     rsvp, poll = reports.answer_tallies(answer_rows, poll_options)
     visits = conn.execute(site_visits_query(org_id, campaign_id)).scalar_one()
@@ -375,7 +429,11 @@ def campaign_report(
         return None
     links = _links_frame(conn, org_id, campaign_id, mode)
     stats = _stats(conn, org_id, campaign_id, row.status, mode, poll_options, links)
-    device_rows = conn.execute(device_query(org_id, campaign_id, mode, _dialect(conn))).all()
+    if _uses_rollup(mode) and rollup.covered(conn, [campaign_id]):
+        devices_q = rollup_device_query(org_id, campaign_id)
+    else:
+        devices_q = device_query(org_id, campaign_id, mode, _dialect(conn))
+    device_rows = conn.execute(devices_q).all()
     devices, clients = reports.split_from_counts(
         pd.DataFrame(device_rows, columns=["device_class", "client_family", "count"])
     )
@@ -421,9 +479,16 @@ def campaign_summaries(conn: Any, org_id: int, *, mode: str | None = None) -> pd
     delivered = {r[0]: int(r[2] or 0) for r in per_delivery}
     out["recipients"] = out["campaign_id"].map(recipients).fillna(0).astype("int64")
     out["delivered"] = out["campaign_id"].map(delivered).fillna(0).astype("int64")
-    counts = pd.DataFrame(
-        conn.execute(event_counts_query(org_id, None, mode, _dialect(conn))).mappings().all()
-    )
+    fast = rollup.covered(conn, list(out["campaign_id"])) if _uses_rollup(mode) else set()
+    slow = [int(c) for c in out["campaign_id"] if int(c) not in fast]
+    rows = []
+    if fast:
+        rows += conn.execute(rollup_counts_query(org_id, campaign_ids=sorted(fast))).mappings()
+    if slow or not _uses_rollup(mode):
+        ids = None if not _uses_rollup(mode) else slow
+        scan = event_counts_query(org_id, None, mode, _dialect(conn), campaign_ids=ids)
+        rows += conn.execute(scan).mappings().all()
+    counts = pd.DataFrame([dict(r) for r in rows])
     for name in ("opens_unique", "clicks_unique", "unsubscribes"):
         if len(counts):
             series = counts.set_index("campaign_id")[name]

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
+from analytics import rollup
 from analytics.machine import (
     APPLE_PREFETCH_SECONDS,
     CLICK_PREFETCH_SECONDS,
@@ -314,7 +315,8 @@ COLUMNS = (
 def store_hits(conn: Any, hits: Sequence[Hit]) -> int:
     """Insert the rows for ``hits`` in one statement; returns the rows written.
 
-    ``conn`` is a SQLAlchemy ``Connection`` (or ``Session``); the caller commits. On
+    ``conn`` is a SQLAlchemy ``Connection`` (or ``Session``); the caller commits. The
+    per-recipient rollup (``analytics.rollup``) is upserted in the same transaction. On
     PostgreSQL the rows go through ``COPY`` (several times cheaper per row than an
     ``executemany``: this runs in the web process, beside the requests), elsewhere
     through one ``executemany``.
@@ -324,12 +326,29 @@ def store_hits(conn: Any, hits: Sequence[Hit]) -> int:
         return 0
     raw = _psycopg_connection(conn)
     if raw is not None:
-        copy_sql = f"COPY {EV.name} ({', '.join(COLUMNS)}) FROM STDIN"
+        # Ids taken from the sequence first, so the rollup knows each event's id (the
+        # first human event of a recipient is the lowest id) without a RETURNING.
+        ids = sorted(
+            int(i)
+            for (i,) in conn.execute(
+                text(
+                    f"SELECT nextval(pg_get_serial_sequence('{EV.name}', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            )
+        )
+        for row, event_id in zip(rows, ids, strict=True):
+            row["id"] = event_id
+        copy_sql = f"COPY {EV.name} (id, {', '.join(COLUMNS)}) FROM STDIN"
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
-                copy.write_row(tuple(row[c] for c in COLUMNS))
+                copy.write_row((row["id"], *(row[c] for c in COLUMNS)))
     else:
-        conn.execute(insert(EV), rows)
+        result = conn.execute(insert(EV).returning(EV.c.id, sort_by_parameter_order=True), rows)
+        for row, event_id in zip(rows, result.scalars().all(), strict=True):
+            row["id"] = int(event_id)
+    rollup.record_events(conn, rows)
     return len(rows)
 
 
