@@ -344,3 +344,33 @@ def test_a_confirm_button_in_a_normal_campaign_is_flagged(org, people):
     codes = {f["code"]: f["level"] for f in editing.campaign_checks(org.id, campaign)}
 
     assert codes.get("confirm_outside_repermission") == "warning"
+
+
+def _repermission_path(app, org, contact, lst, age_days: float) -> str:
+    import time
+
+    from analytics import links
+
+    url = links.repermission_url(
+        "https://crieur.test",
+        app.config["CRIEUR_SECRET_KEY"],
+        org.id,
+        contact.id,
+        lst.id,
+        now=int(time.time() - age_days * 24 * 3600),
+    )
+    return url.removeprefix("https://crieur.test")
+
+
+def test_a_three_week_old_repermission_link_still_opens_the_page(app, client, org, people):
+    path = _repermission_path(app, org, people["risky"], people["list"], 21)
+
+    assert client.get(path).status_code == 200
+
+
+def test_a_repermission_link_older_than_thirty_days_is_gone(app, client, org, people):
+    path = _repermission_path(app, org, people["risky"], people["list"], 31)
+
+    assert client.get(path).status_code == 410
+    assert client.post(path).status_code == 410
+    assert not consent.is_sendable(org.id, people["risky"].id, people["list"].id)
