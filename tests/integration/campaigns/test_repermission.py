@@ -374,3 +374,12 @@ def test_a_repermission_link_older_than_thirty_days_is_gone(app, client, org, pe
     assert client.get(path).status_code == 410
     assert client.post(path).status_code == 410
     assert not consent.is_sendable(org.id, people["risky"].id, people["list"].id)
+
+
+def test_the_campaign_page_says_it_is_a_repermission_campaign(client, login_as, org, people):
+    login_as("officer")
+    campaign = _ready(org, people["list"], is_repermission=True)
+    normal = _ready(org, people["list"])
+
+    assert "campaign-repermission" in client.get(f"/campaigns/{campaign.id}").get_data(True)
+    assert "campaign-repermission" not in client.get(f"/campaigns/{normal.id}").get_data(True)
