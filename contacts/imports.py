@@ -493,11 +493,11 @@ class _ThreadWriter:
                 if fused:
                     _pg_prepare(conn, self.target)
                 while (job := self.queue.get()) is not None:
-                    if fused:
-                        self.imported += _pg_write(conn, self.target, job)
+                    if fused:  # progress included
+                        self.imported = _pg_write(conn, self.target, job, self.imported)
                     else:
                         self.imported += _write(conn, self.target, job)
-                    conn.execute(_progress_update(self.target, job, self.imported))
+                        conn.execute(_progress_update(self.target, job, self.imported))
                     conn.commit()
         except BaseException as exc:  # handed to the reading thread
             self.error = exc
@@ -579,8 +579,14 @@ _PG_WRITE = text(
                :import_batch_id, :api_token_id, :at
         FROM subscribed AS s JOIN granted AS g ON g.contact_id = s.contact_id
         RETURNING 1
+    ), progress AS (
+        UPDATE import_batches
+        SET processed_rows = :processed, duplicates = :duplicates,
+            imported = :imported_before + (SELECT count(*) FROM ledger)
+        WHERE id = :import_batch_id
     )
-    SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM ledger)
+    SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM ledger),
+           set_config('synchronous_commit', 'off', true)
     """
 )
 # New addresses another request inserted meanwhile (skipped by ON CONFLICT above): the
@@ -655,15 +661,18 @@ def _pg_payload(job: _Job) -> bytes:
     ).encode()
 
 
-def _pg_write(conn: Any, target: _Target, job: _Job) -> int:
-    """:func:`_write` for PostgreSQL in one COPY and one statement; returns the count."""
+def _pg_write(conn: Any, target: _Target, job: _Job, imported_before: int) -> int:
+    """:func:`_write` and the progress update for PostgreSQL, in one COPY and one
+    statement; returns the import's count so far (``imported_before`` + this chunk's)."""
     if not job.new_rows and not job.existing_grants:
-        return 0
-    # The import's transactions need not wait for their WAL flush: a server crash can
-    # lose only the last chunks whose progress was not yet durable, and the batch then
-    # stays "running" and is marked failed and re-run (rows already written are
-    # duplicates the next run skips); nothing outside the import depends on them.
-    conn.execute(text("SET LOCAL synchronous_commit = off"))
+        conn.execute(_progress_update(target, job, imported_before))
+        return imported_before
+    # The statement also sets synchronous_commit off for its transaction (SET LOCAL): the
+    # commit then does not wait for its WAL flush. A server crash can lose only the last
+    # chunks acknowledged before it, each one whole with its progress counter (a chunk's
+    # rows and ``processed_rows`` commit together), so the database stays consistent;
+    # the batch, left unfinished, is re-run from its file, where addresses already
+    # written count as duplicates. Nothing else waits on these rows being durable.
     raw = conn.connection.driver_connection
     with (
         raw.cursor() as cursor,
@@ -686,13 +695,18 @@ def _pg_write(conn: Any, target: _Target, job: _Job) -> int:
         "import_batch_id": target.batch_id,
         "api_token_id": target.api_token_id,
         "at": at,
+        "processed": job.processed,
+        "duplicates": job.duplicates,
+        "imported_before": imported_before,
     }
-    created, imported = conn.execute(_PG_WRITE, values).one()
+    created, imported, _ = conn.execute(_PG_WRITE, values).one()
+    imported += imported_before
     if created < len(job.new_rows):
         raced = conn.execute(_PG_RACED, {"org_id": target.org_id, "list_id": target.id})
         imported += _write(
             conn, target, _Job([], {}, [(cid, {"row": n}) for cid, n in raced], 0, 0)
         )
+        conn.execute(_progress_update(target, job, imported))
     return imported
 
 
