@@ -311,7 +311,12 @@ def confirm_post(token: str):
         contact.id,
         mlist.id,
         _secret(),
-        {"method": "double_opt_in_link", "link_issued_at": asked_at.isoformat()},
+        {
+            "method": "repermission_link"
+            if data.purpose == links.REPERMISSION_PURPOSE
+            else "double_opt_in_link",
+            "link_issued_at": asked_at.isoformat(),
+        },
         asked_at=asked_at,
     )
     db.session.commit()

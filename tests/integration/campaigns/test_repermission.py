@@ -160,6 +160,12 @@ def test_following_the_link_makes_the_person_sendable_and_records_the_confirmati
         .order_by(ConsentEvent.id)
     ).all()
     assert actions == ["grant", "confirm"]
+    confirmation = db.session.scalars(
+        select(ConsentEvent).where(
+            ConsentEvent.contact_id == risky.id, ConsentEvent.action == "confirm"
+        )
+    ).one()
+    assert confirmation.evidence["method"] == "repermission_link"  # provable: how they said yes
 
 
 def test_someone_who_confirmed_after_the_freeze_is_skipped(app, org, people):
