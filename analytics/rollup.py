@@ -230,7 +230,9 @@ def rebuild(org_id: int, campaign_id: int, conn: Any = None) -> int:
 
     ``org_id`` must own the campaign (else nothing happens and 0 is returned); the rows of
     every body's events for the campaign are rebuilt, so :func:`covered` holds after.
-    Without ``conn`` it runs and commits on ``db.session``.
+    Without ``conn`` it runs and commits on ``db.session``. On PostgreSQL it locks the
+    rollup table against writes until the transaction ends (writers of events wait, the
+    buffer keeps their hits meanwhile), so no batch is counted twice or missed.
     """
     from campaigns.models import Campaign
     from contacts.db import db
@@ -244,6 +246,10 @@ def rebuild(org_id: int, campaign_id: int, conn: Any = None) -> int:
     ).scalar()
     if owner is None or int(owner) != int(org_id):
         return 0
+    if conn.dialect.name == "postgresql":
+        # Writers wait until the rebuild commits (their upserts then add their own
+        # events), and a batch committed before the lock is in the events read below.
+        conn.execute(text(f"LOCK TABLE {RA.name} IN SHARE ROW EXCLUSIVE MODE"))
     conn.execute(delete(RA).where(RA.c.campaign_id == campaign_id))
     key = case((EV.c.recipient_key != "", EV.c.recipient_key), else_="")
     delivery = case(

@@ -374,9 +374,10 @@ def _stats(
     mode: str | None,
     poll_options: Sequence[str] | None,
     links: pd.DataFrame,
+    from_rollup: bool = False,
 ) -> dict[str, Any]:
     statuses = dict(conn.execute(delivery_status_query(org_id, campaign_id)).all())
-    if _uses_rollup(mode) and rollup.covered(conn, [campaign_id]):
+    if from_rollup:
         query = rollup_counts_query(org_id, campaign_id)
     else:
         query = event_counts_query(org_id, campaign_id, mode, _dialect(conn))
@@ -411,7 +412,13 @@ def campaign_stats(
     if row is None:
         return None
     links = _links_frame(conn, org_id, campaign_id, mode)
-    return _stats(conn, org_id, campaign_id, row.status, mode, poll_options, links)
+    fast = _rollup_covers(conn, campaign_id, mode)
+    return _stats(conn, org_id, campaign_id, row.status, mode, poll_options, links, fast)
+
+
+def _rollup_covers(conn: Any, campaign_id: int, mode: str | None) -> bool:
+    """Whether the campaign's unique figures can be read from the rollup (checked once)."""
+    return _uses_rollup(mode) and bool(rollup.covered(conn, [campaign_id]))
 
 
 def campaign_report(
@@ -428,8 +435,9 @@ def campaign_report(
     if row is None:
         return None
     links = _links_frame(conn, org_id, campaign_id, mode)
-    stats = _stats(conn, org_id, campaign_id, row.status, mode, poll_options, links)
-    if _uses_rollup(mode) and rollup.covered(conn, [campaign_id]):
+    fast = _rollup_covers(conn, campaign_id, mode)
+    stats = _stats(conn, org_id, campaign_id, row.status, mode, poll_options, links, fast)
+    if fast:
         devices_q = rollup_device_query(org_id, campaign_id)
     else:
         devices_q = device_query(org_id, campaign_id, mode, _dialect(conn))

@@ -795,7 +795,7 @@ def _previous_http(path: str) -> tuple[list[str], list[str]]:
     verdicts = [
         line for line in old if line.startswith(("- Pixel ", "- p99 under", "- No lost event"))
     ]
-    if section:
+    if section and not any(line.startswith("(Not re-run") for line in section):
         run = next((line for line in old if line.startswith("Run ")), "")
         section[1:1] = ["", f"(Not re-run: kept from the earlier run. {run})"]
     return section, verdicts
