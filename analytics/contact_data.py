@@ -129,19 +129,32 @@ def forget_contact(org_id: int, contact_id: int, email: str) -> None:
     contact; tracking events lose their contact and delivery; captured outbox copies of
     messages to the address are deleted, since they hold it in clear.
     """
+    delivery_ids = select(Delivery.id).where(
+        Delivery.organisation_id == org_id, Delivery.contact_id == contact_id
+    )
+    touched = db.session.scalars(
+        select(TrackingEvent.campaign_id)
+        .where(
+            TrackingEvent.organisation_id == org_id,
+            (TrackingEvent.contact_id == contact_id) | TrackingEvent.delivery_id.in_(delivery_ids),
+        )
+        .distinct()
+    ).all()
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.organisation_id == org_id, TrackingEvent.contact_id == contact_id)
         .values(contact_id=None, delivery_id=None)
-    )
-    delivery_ids = select(Delivery.id).where(
-        Delivery.organisation_id == org_id, Delivery.contact_id == contact_id
     )
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.organisation_id == org_id, TrackingEvent.delivery_id.in_(delivery_ids))
         .values(delivery_id=None)
     )
+    # The rollup counted those events per delivery; recount them as they now stand.
+    from analytics import rollup
+
+    for campaign_id in touched:
+        rollup.rebuild(org_id, campaign_id, db.session.connection())
     if email:
         db.session.execute(
             OutboxMessage.__table__.delete().where(
