@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:09:02.713480
+Create Date: 2026-11-25 13:46:00.819780
 
 """
 from alembic import op
@@ -208,6 +208,7 @@ def upgrade():
     sa.Column('event', sa.JSON(), nullable=True),
     sa.Column('list_ids', sa.JSON(), nullable=False),
     sa.Column('segment_ids', sa.JSON(), nullable=False),
+    sa.Column('is_repermission', sa.Boolean(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('compiled_version', sa.Integer(), nullable=False),
     sa.Column('compiled_html', sa.Text(), nullable=False),
@@ -396,6 +397,35 @@ def upgrade():
     with op.batch_alter_table('import_batches', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_import_batches_organisation_id'), ['organisation_id'], unique=False)
 
+    op.create_table('recipient_activity',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('recipient_key', sa.String(length=32), nullable=False),
+    sa.Column('delivery_id', sa.BigInteger(), nullable=False),
+    sa.Column('events', sa.Integer(), nullable=False),
+    sa.Column('opens_unique', sa.SmallInteger(), nullable=False),
+    sa.Column('opens_any', sa.SmallInteger(), nullable=False),
+    sa.Column('opens_pixel_unique', sa.SmallInteger(), nullable=False),
+    sa.Column('clicks_unique', sa.SmallInteger(), nullable=False),
+    sa.Column('clicks_any', sa.SmallInteger(), nullable=False),
+    sa.Column('unsubscribes', sa.SmallInteger(), nullable=False),
+    sa.Column('bounces', sa.SmallInteger(), nullable=False),
+    sa.Column('complaints', sa.SmallInteger(), nullable=False),
+    sa.Column('web_views', sa.SmallInteger(), nullable=False),
+    sa.Column('clicks_total', sa.Integer(), nullable=False),
+    sa.Column('first_human_id', sa.BigInteger(), nullable=True),
+    sa.Column('first_human_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('device_class', sa.String(length=10), nullable=False),
+    sa.Column('client_family', sa.String(length=40), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_recipient_activity_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_recipient_activity_organisation_id_organisations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recipient_activity')),
+    sa.UniqueConstraint('campaign_id', 'organisation_id', 'recipient_key', 'delivery_id', name='uq_recipient_activity_recipient')
+    )
+    with op.batch_alter_table('recipient_activity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recipient_activity_organisation_id'), ['organisation_id'], unique=False)
+
     op.create_table('site_hits',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('visitor_hash', sa.String(length=64), nullable=False),
@@ -566,6 +596,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_site_hits_campaign_id'))
 
     op.drop_table('site_hits')
+    with op.batch_alter_table('recipient_activity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recipient_activity_organisation_id'))
+
+    op.drop_table('recipient_activity')
     with op.batch_alter_table('import_batches', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_import_batches_organisation_id'))
 
