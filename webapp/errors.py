@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from contacts.db import DomainError, db
 
 MESSAGES = {
-    400: "Requête invalide.",
-    401: "Authentification requise.",
-    403: "Vous n'avez pas le droit de faire cela.",
-    404: "Page introuvable.",
-    405: "Méthode non autorisée.",
-    409: "Conflit avec l'état actuel.",
-    413: "Fichier trop volumineux.",
-    429: "Trop de tentatives : réessayez dans quelques minutes.",
-    500: "Erreur interne : l'équipe technique a été prévenue.",
+    400: _l("Requête invalide."),
+    401: _l("Authentification requise."),
+    403: _l("Vous n'avez pas le droit de faire cela."),
+    404: _l("Page introuvable."),
+    405: _l("Méthode non autorisée."),
+    409: _l("Conflit avec l'état actuel."),
+    413: _l("Fichier trop volumineux."),
+    429: _l("Trop de tentatives : réessayez dans quelques minutes."),
+    500: _l("Erreur interne : l'équipe technique a été prévenue."),
 }
 CODES = {
     400: "bad_request",
@@ -64,7 +65,7 @@ def init_app(app: Flask) -> None:
         message = MESSAGES.get(status) or exc.description or ""
         if status == 400 and exc.description and not exc.description.startswith("The browser"):
             message = exc.description
-        response = error_response(status, CODES.get(status, "error"), _(message))
+        response = error_response(status, CODES.get(status, "error"), str(message))
         if status == 405 and exc.get_response().headers.get("Allow"):
             resp, code = response
             resp = app.make_response((resp, code))
@@ -76,4 +77,4 @@ def init_app(app: Flask) -> None:
     def unexpected(exc: Exception):
         db.session.rollback()
         app.logger.exception("unhandled error")
-        return error_response(500, "internal_error", _(MESSAGES[500]))
+        return error_response(500, "internal_error", str(MESSAGES[500]))

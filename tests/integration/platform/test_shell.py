@@ -117,3 +117,10 @@ def test_chart_library_is_served_by_the_app_from_npm(client):
     assert b"Chart" in response.data[:5000]
     assert client.get("/vendor/../../etc/passwd").status_code == 404
     assert client.get("/vendor/left-pad").status_code == 404
+
+
+def test_error_pages_follow_the_chosen_language(client, login_as):
+    login_as("officer")
+    assert "Page introuvable." in client.get("/nulle-part").get_data(as_text=True)
+    client.post("/auth/lang", data={"lang": "en", "next": "/"})
+    assert "Page not found." in client.get("/nulle-part").get_data(as_text=True)
