@@ -85,7 +85,8 @@ def campaign_json(c: Campaign) -> dict[str, Any]:
     }
 
 
-def _campaign(campaign_id: int) -> Campaign:
+def campaign_or_404(campaign_id: int) -> Campaign:
+    """The caller's body's campaign, or the API's 404 (audited) for any other id."""
     campaign = editing.get_campaign(org_id(), campaign_id)
     if campaign is None:
         raise not_found("campagne")
@@ -197,7 +198,7 @@ def get_campaign(campaign_id: int):
         200: {description: "the campaign, with transitions [{from, to, user, comment, at}]"}
         404: {description: unknown or another body's}
     """
-    return campaign_json(_campaign(campaign_id))
+    return campaign_json(campaign_or_404(campaign_id))
 
 
 @bp.put("/campaigns/<int:campaign_id>")
@@ -222,7 +223,7 @@ def update_campaign(campaign_id: int):
         404: {description: unknown or another body's}
         409: {description: sending began or ended}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     body = json_body()
     editing.update_campaign(org_id(), campaign, body, user_id=g.api_user.id, role=g.api_user.role)
     db.session.commit()
@@ -253,7 +254,7 @@ def preview_campaign(campaign_id: int):
                   subject: {type: string}
         404: {description: unknown campaign or contact}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     parts = preview.preview_parts(org_id(), campaign, contact_id=request.args.get("contact_id"))
     db.session.commit()  # a first compile stores its result
     return parts
@@ -271,7 +272,7 @@ def campaign_checks(campaign_id: int):
       responses:
         200: {description: "{checks: [{code, level, message, block?}], can_submit}"}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     found = editing.campaign_checks(org_id(), campaign)
     db.session.commit()
     return {"checks": found, "can_submit": not has_errors(found)}
@@ -301,7 +302,7 @@ def test_send(campaign_id: int):
         400: {description: bad or too many addresses}
         429: {description: "more than 10 test sends a minute (60 an hour)"}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     body = json_body()
     org = db.session.get(Organisation, org_id())
     results = preview.send_test(
@@ -334,7 +335,7 @@ def submit_campaign(campaign_id: int):
         403: {description: not an officer}
         409: {description: not a draft}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     body = _optional_body()
     editing.submit_campaign(
         org_id(), campaign, user_id=g.api_user.id, role=g.api_user.role, comment=_comment(body)
@@ -366,7 +367,7 @@ def approve_campaign(campaign_id: int):
         400: {description: "checks_failed: the version under review has errors"}
         409: {description: "not in review, or edited since"}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     body = _optional_body()
     version = body.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
@@ -402,7 +403,7 @@ def send_back_campaign(campaign_id: int):
         403: {description: not a director}
         409: {description: not in review}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     body = _optional_body()
     workflow.send_back_campaign(org_id(), campaign, g.api_user.id, g.api_user.role, _comment(body))
     db.session.commit()
@@ -421,7 +422,7 @@ def duplicate_campaign(campaign_id: int):
       responses:
         201: {description: the new campaign}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     copy = editing.duplicate_campaign(org_id(), campaign, user_id=g.api_user.id)
     db.session.commit()
     return campaign_json(copy), 201

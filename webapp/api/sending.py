@@ -13,20 +13,14 @@ from typing import Any
 from flask import g, request
 from sqlalchemy import Select, select
 
-from campaigns import actors, delivery, editing, resend
+from campaigns import actors, delivery, resend
 from campaigns.models import Campaign
 from contacts.db import db
-from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
+from webapp.api import ApiError, api_roles, bp, json_body, org_id
+from webapp.api.campaigns import campaign_or_404
 
 SENDERS = ("officer", "director")
 READ = ("officer", "director", "admin")
-
-
-def _campaign(campaign_id: int) -> Campaign:
-    campaign = editing.get_campaign(org_id(), campaign_id)
-    if campaign is None:
-        raise not_found("campagne")
-    return campaign
 
 
 def engaged_deliveries(campaign_id: int) -> Select:
@@ -80,7 +74,7 @@ def send_campaign(campaign_id: int):
         404: {description: unknown campaign}
         409: {description: "not approved (invalid_transition), or nobody to send to"}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     at = delivery.parse_send_at(_body().get("at"))
     user = g.api_user
     if at is not None and at > delivery.db_now():
@@ -106,7 +100,7 @@ def pause_campaign(campaign_id: int):
         200: {description: "status paused"}
         409: {description: not sending}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     delivery.pause_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     return _state(campaign)
@@ -125,7 +119,7 @@ def resume_campaign(campaign_id: int):
         202: {description: "status sending, remaining: messages still to send"}
         409: {description: not paused}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     remaining = delivery.resume_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     actors.start_campaign_soon(campaign.id)
@@ -146,7 +140,7 @@ def cancel_campaign(campaign_id: int):
         200: {description: "status cancelled, cancelled: messages that will not be sent"}
         409: {description: already sent or cancelled}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     cancelled = delivery.cancel_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     return _state(campaign, cancelled=cancelled)
@@ -183,7 +177,7 @@ def campaign_progress(campaign_id: int):
                   rate: {type: number, description: messages per second over the last minute}
                   eta_seconds: {type: integer, nullable: true}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     return delivery.progress(org_id(), campaign).as_dict()
 
 
@@ -200,7 +194,7 @@ def campaign_audience(campaign_id: int):
         200:
           description: "recipients, left_out: {pending, risky, unsubscribed, bounced, suppressed}"
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     return delivery.preview_audience(org_id(), campaign).as_dict()
 
 
@@ -222,7 +216,7 @@ def campaign_deliveries(campaign_id: int):
         200: {description: "deliveries (id, email, status, attempts, sent_at, last_error)"}
         400: {description: unknown filter}
     """
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     which = request.args.get("which", "sent")
     try:
         after = int(request.args.get("after", 0))
@@ -254,7 +248,7 @@ def resend_campaign(campaign_id: int):
         403: {description: not an officer}
         409: {description: "tracking_not_allowed, not_sent or nobody_to_resend"}
     """
-    parent = _campaign(campaign_id)
+    parent = campaign_or_404(campaign_id)
     child, count = resend.create_resend(
         org_id(), parent, engaged_deliveries(parent.id), user_id=g.api_user.id
     )
