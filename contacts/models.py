@@ -4,6 +4,13 @@ The ledger (:class:`ConsentEvent`) is append-only and is the legal record.
 :class:`Subscription` is its projection, one row per (list, contact), kept in step by
 ``contacts.consent`` only, so that freezing an audience is one indexed query instead of a
 replay of the ledger.
+
+Subscriptions and ledger rows carry their body's id without a foreign key to
+``organisations``: their contact's key already ties them to a body (and cascades from
+it), and each key is a lookup per inserted row, which is most of an import's database
+time (bench/reports/import.md). Their keys point at primary keys only: a key into a
+composite (body, id) index let PostgreSQL's cached plan for the check pick another index
+led by the body on a fresh table, and scan every contact of the body per imported row.
 """
 
 from __future__ import annotations
@@ -136,38 +143,49 @@ class MailingList(OrgScoped, db.Model):
 
 class Contact(OrgScoped, db.Model):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("organisation_id", "email"),)
+    # (body, email) and (body, status) serve every query by body: the mixin's own index
+    # on the body alone is not built.
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "email"),
+        Index("ix_contacts_organisation_status", "organisation_id", "status"),
+    )
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str] = mapped_column(String(200), default="")
     last_name: Mapped[str] = mapped_column(String(200), default="")
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default=ContactStatus.ACTIVE, index=True)
+    status: Mapped[str] = mapped_column(String(20), default=ContactStatus.ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[dt.datetime | None]
 
 
 class ConsentEvent(OrgScoped, db.Model):
-    """One line of the append-only consent ledger (GDPR Art. 7(1): demonstrable consent)."""
+    """One line of the append-only consent ledger (GDPR Art. 7(1): demonstrable consent).
+
+    Only the contact is a foreign key (module docstring). The list, the user, the import
+    batch and the API token are recorded as the ids they were when the line was written,
+    without keys: a key's ``ON DELETE SET NULL`` would let deleting a user or a token
+    rewrite the legal record behind the ledger's back, and each key would cost a lookup
+    per imported address.
+    """
 
     __tablename__ = "consent_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int]  # read by contact: ix_consent_events_contact_created
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_lists.id", ondelete="SET NULL"))
+    list_id: Mapped[int | None]
     purpose: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(20))
     legal_basis: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(20))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    import_batch_id: Mapped[int | None] = mapped_column(
-        ForeignKey("import_batches.id", ondelete="SET NULL")
-    )
-    api_token_id: Mapped[int | None] = mapped_column(
-        ForeignKey("api_tokens.id", ondelete="SET NULL")
-    )
+    actor_user_id: Mapped[int | None]
+    import_batch_id: Mapped[int | None]
+    api_token_id: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_consent_events_contact_created", "contact_id", "created_at"),)
@@ -183,8 +201,12 @@ class Subscription(OrgScoped, db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int]  # no key of its own: module docstring
     list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # Indexed: a contact's lists (contact page, sendability checks) and the key's cascade.
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default=SubscriptionStatus.PENDING)
     source: Mapped[str] = mapped_column(String(20))
     legal_basis: Mapped[str] = mapped_column(String(20))
@@ -231,6 +253,9 @@ class ImportBatch(OrgScoped, db.Model):
     rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Written when the job claims the batch and with every chunk's progress: a ``running``
+    # batch whose heartbeat stopped was left by a dead worker (contacts.imports.recover).
+    heartbeat_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
 
 

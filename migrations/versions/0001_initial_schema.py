@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:46:00.819780
+Create Date: 2026-11-25 14:44:15.093996
 
 """
 from alembic import op
@@ -53,6 +53,7 @@ def upgrade():
     sa.UniqueConstraint('slug', name=op.f('uq_organisations_slug'))
     )
     op.create_table('contacts',
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('first_name', sa.String(length=200), nullable=False),
@@ -61,14 +62,12 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_activity_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_contacts_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
-    sa.UniqueConstraint('organisation_id', 'email', name=op.f('uq_contacts_organisation_id'))
+    sa.UniqueConstraint('organisation_id', 'email', name=op.f('uq_contacts_organisation_id_email'))
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_contacts_organisation_id'), ['organisation_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_contacts_status'), ['status'], unique=False)
+        batch_op.create_index('ix_contacts_organisation_status', ['organisation_id', 'status'], unique=False)
 
     op.create_table('mailing_lists',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -108,7 +107,7 @@ def upgrade():
     sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_practice_signals_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_practice_signals')),
-    sa.UniqueConstraint('organisation_id', 'kind', 'day', name=op.f('uq_practice_signals_organisation_id'))
+    sa.UniqueConstraint('organisation_id', 'kind', 'day', name=op.f('uq_practice_signals_organisation_id_kind_day'))
     )
     with op.batch_alter_table('practice_signals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_practice_signals_organisation_id'), ['organisation_id'], unique=False)
@@ -133,7 +132,7 @@ def upgrade():
     sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_suppressions_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppressions')),
-    sa.UniqueConstraint('organisation_id', 'email_hash', name=op.f('uq_suppressions_organisation_id'))
+    sa.UniqueConstraint('organisation_id', 'email_hash', name=op.f('uq_suppressions_organisation_id_email_hash'))
     )
     with op.batch_alter_table('suppressions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_suppressions_organisation_id'), ['organisation_id'], unique=False)
@@ -234,8 +233,31 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_campaigns_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_campaigns_status'), ['status'], unique=False)
 
+    op.create_table('consent_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=False),
+    sa.Column('list_id', sa.Integer(), nullable=True),
+    sa.Column('purpose', sa.String(length=20), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('legal_basis', sa.String(length=20), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('actor_user_id', sa.Integer(), nullable=True),
+    sa.Column('import_batch_id', sa.Integer(), nullable=True),
+    sa.Column('api_token_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_consent_events_contact_id_contacts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_consent_events_organisation_id_organisations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_events'))
+    )
+    with op.batch_alter_table('consent_events', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_events_contact_created', ['contact_id', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_events_organisation_id'), ['organisation_id'], unique=False)
+
     op.create_table('subscriptions',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.Column('list_id', sa.Integer(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
@@ -246,14 +268,14 @@ def upgrade():
     sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('confirmed_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('withdrawn_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_subscriptions_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['list_id'], ['mailing_lists.id'], name=op.f('fk_subscriptions_list_id_mailing_lists'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_subscriptions_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions')),
-    sa.UniqueConstraint('list_id', 'contact_id', name=op.f('uq_subscriptions_list_id'))
+    sa.UniqueConstraint('list_id', 'contact_id', name=op.f('uq_subscriptions_list_id_contact_id'))
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subscriptions_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index('ix_subscriptions_list_status_contact', ['list_id', 'status', 'contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subscriptions_organisation_id'), ['organisation_id'], unique=False)
 
@@ -284,7 +306,7 @@ def upgrade():
     sa.Column('note', sa.String(length=300), nullable=False),
     sa.ForeignKeyConstraint(['baseline_edition_id'], ['baseline_editions.id'], name=op.f('fk_baseline_values_baseline_edition_id_baseline_editions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_baseline_values')),
-    sa.UniqueConstraint('baseline_edition_id', 'indicator', name=op.f('uq_baseline_values_baseline_edition_id'))
+    sa.UniqueConstraint('baseline_edition_id', 'indicator', name=op.f('uq_baseline_values_baseline_edition_id_indicator'))
     )
     with op.batch_alter_table('baseline_values', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_baseline_values_baseline_edition_id'), ['baseline_edition_id'], unique=False)
@@ -315,7 +337,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_links_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_campaign_links_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_links')),
-    sa.UniqueConstraint('campaign_id', 'url', name=op.f('uq_campaign_links_campaign_id'))
+    sa.UniqueConstraint('campaign_id', 'url', name=op.f('uq_campaign_links_campaign_id_url'))
     )
     with op.batch_alter_table('campaign_links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_links_campaign_id'), ['campaign_id'], unique=False)
@@ -358,7 +380,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['list_id'], ['mailing_lists.id'], name=op.f('fk_deliveries_list_id_mailing_lists'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_deliveries_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
-    sa.UniqueConstraint('campaign_id', 'contact_id', name=op.f('uq_deliveries_campaign_id'))
+    sa.UniqueConstraint('campaign_id', 'contact_id', name=op.f('uq_deliveries_campaign_id_contact_id'))
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_deliveries_campaign_status_id', ['campaign_id', 'status', 'id'], unique=False)
@@ -386,6 +408,7 @@ def upgrade():
     sa.Column('rejected', sa.JSON(), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),
     sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('organisation_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['api_token_id'], ['api_tokens.id'], name=op.f('fk_import_batches_api_token_id_api_tokens'), ondelete='SET NULL'),
@@ -464,7 +487,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_survey_responses_organisation_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_survey_responses_submitted_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_responses')),
-    sa.UniqueConstraint('organisation_id', 'edition_id', name=op.f('uq_survey_responses_organisation_id'))
+    sa.UniqueConstraint('organisation_id', 'edition_id', name=op.f('uq_survey_responses_organisation_id_edition_id'))
     )
     with op.batch_alter_table('survey_responses', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_survey_responses_edition_id'), ['edition_id'], unique=False)
@@ -483,36 +506,10 @@ def upgrade():
     sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], name=op.f('fk_answers_delivery_id_deliveries'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_answers_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_answers')),
-    sa.UniqueConstraint('campaign_id', 'delivery_id', 'kind', name=op.f('uq_answers_campaign_id'))
+    sa.UniqueConstraint('campaign_id', 'delivery_id', 'kind', name=op.f('uq_answers_campaign_id_delivery_id_kind'))
     )
     with op.batch_alter_table('answers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_answers_organisation_id'), ['organisation_id'], unique=False)
-
-    op.create_table('consent_events',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('contact_id', sa.Integer(), nullable=False),
-    sa.Column('list_id', sa.Integer(), nullable=True),
-    sa.Column('purpose', sa.String(length=20), nullable=False),
-    sa.Column('action', sa.String(length=20), nullable=False),
-    sa.Column('legal_basis', sa.String(length=20), nullable=False),
-    sa.Column('source', sa.String(length=20), nullable=False),
-    sa.Column('evidence', sa.JSON(), nullable=False),
-    sa.Column('actor_user_id', sa.Integer(), nullable=True),
-    sa.Column('import_batch_id', sa.Integer(), nullable=True),
-    sa.Column('api_token_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['actor_user_id'], ['users.id'], name=op.f('fk_consent_events_actor_user_id_users'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['api_token_id'], ['api_tokens.id'], name=op.f('fk_consent_events_api_token_id_api_tokens'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_consent_events_contact_id_contacts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['import_batch_id'], ['import_batches.id'], name=op.f('fk_consent_events_import_batch_id_import_batches'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['list_id'], ['mailing_lists.id'], name=op.f('fk_consent_events_list_id_mailing_lists'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_consent_events_organisation_id_organisations'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_events'))
-    )
-    with op.batch_alter_table('consent_events', schema=None) as batch_op:
-        batch_op.create_index('ix_consent_events_contact_created', ['contact_id', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_consent_events_organisation_id'), ['organisation_id'], unique=False)
 
     op.create_table('survey_respondents',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -576,11 +573,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_survey_respondents_organisation_id'))
 
     op.drop_table('survey_respondents')
-    with op.batch_alter_table('consent_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_consent_events_organisation_id'))
-        batch_op.drop_index('ix_consent_events_contact_created')
-
-    op.drop_table('consent_events')
     with op.batch_alter_table('answers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_answers_organisation_id'))
 
@@ -633,8 +625,14 @@ def downgrade():
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscriptions_organisation_id'))
         batch_op.drop_index('ix_subscriptions_list_status_contact')
+        batch_op.drop_index(batch_op.f('ix_subscriptions_contact_id'))
 
     op.drop_table('subscriptions')
+    with op.batch_alter_table('consent_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_events_organisation_id'))
+        batch_op.drop_index('ix_consent_events_contact_created')
+
+    op.drop_table('consent_events')
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaigns_status'))
         batch_op.drop_index(batch_op.f('ix_campaigns_organisation_id'))
@@ -671,8 +669,7 @@ def downgrade():
 
     op.drop_table('mailing_lists')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_contacts_status'))
-        batch_op.drop_index(batch_op.f('ix_contacts_organisation_id'))
+        batch_op.drop_index('ix_contacts_organisation_status')
 
     op.drop_table('contacts')
     op.drop_table('organisations')
