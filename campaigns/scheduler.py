@@ -3,7 +3,8 @@
 One :func:`tick` starts the campaigns whose time has come (or holds those overdue past
 the grace period, listmonk#1801: a server down overnight must not send yesterday's
 invitation without a human saying so), then runs a reconciler pass
-(:func:`campaigns.reconcile.reconcile`) and queues what it found.
+(:func:`campaigns.reconcile.reconcile`) and queues what it found; contact imports left
+by a dead worker are recovered in the same pass (``contacts.imports.recover_imports``).
 
 Who calls :func:`tick`:
 
@@ -111,6 +112,7 @@ def tick(
         orphans=orphans,
     )
     actors.enqueue_report(report)
+    _recover_imports(app, queue_lost=queue_lost)
     if report.expired or report.requeue or report.finished:
         log.info(
             "reconciler: %d leases expired, %d batches re-queued, campaigns finished: %s",
@@ -119,6 +121,19 @@ def tick(
             report.finished,
         )
     return report
+
+
+def _recover_imports(app: Flask, *, queue_lost: bool) -> None:
+    """Imports share the reconciler's thread: fail the dead ones, queue the lost ones."""
+    from contacts import actors as contact_actors
+    from contacts import imports
+
+    recovery = imports.recover_imports(
+        stale_seconds=_config(app, "CRIEUR_IMPORT_STALL_SECONDS", imports.STALE_SECONDS),
+        queue_lost=queue_lost,
+    )
+    for org_id, batch_id in recovery.requeue:
+        contact_actors.enqueue_import(org_id, batch_id)
 
 
 class PeriodicRunner:

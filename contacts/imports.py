@@ -13,6 +13,11 @@ every address it brings), then streams the reader's rows in chunks:
 - each chunk is committed with the batch's progress (``processed_rows``), so the progress
   bar moves and SQLite's write lock is released between chunks.
 
+A batch whose worker died (server crash, process killed) would stay ``running`` forever:
+the job writes a heartbeat with every chunk, and :func:`recover_imports` (called by the
+reconciler) marks a batch whose heartbeat stopped as failed, telling the officer the
+file can be imported again safely (addresses already written come out as duplicates).
+
 A file that cannot be read fails before any row is written (the reader checks the whole
 CSV first; an XLSX is walked once before the import for the same reason), with one
 message in ``ImportBatch.error``. Row problems go to the per-row report and never stop
@@ -35,7 +40,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from contacts import consent, people, suppression
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
@@ -65,6 +70,9 @@ from contacts.models import (
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000  # rows per transaction: fewer round trips, a progress step per chunk
+# A running batch without a heartbeat for this long was left by a dead worker. A chunk
+# takes well under a second; walking a large XLSX before the first chunk, a minute.
+STALE_SECONDS = 15 * 60
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 ALLOWED_EXTENSIONS = {"csv", "txt", "tsv", "xlsx"}
 
@@ -321,11 +329,9 @@ def process_import(
     ``parallel`` (default: on PostgreSQL) writes each chunk from a second thread and
     connection while the next one is read and validated (:class:`_ThreadWriter`).
     """
-    batch = get_import(org_id, batch_id)
-    if batch is None or batch.status != ImportStatus.PENDING:
+    if not _claim(org_id, batch_id):
         return None
-    batch.status = ImportStatus.RUNNING
-    db.session.commit()
+    batch = get_import(org_id, batch_id)
     report: list[dict[str, Any]] = []
     progress = _Progress()
     writer: _InlineWriter | _ThreadWriter | None = None
@@ -392,6 +398,77 @@ def process_import(
     return batch
 
 
+def _claim(org_id: int, batch_id: int) -> bool:
+    """Move a pending batch to running in one conditional UPDATE: of two deliveries of
+    the job message (or a re-queued one), only the first runs the import."""
+    claimed = db.session.execute(
+        update(ImportBatch)
+        .where(
+            ImportBatch.id == batch_id,
+            ImportBatch.organisation_id == org_id,
+            ImportBatch.status == ImportStatus.PENDING,
+        )
+        .values(status=ImportStatus.RUNNING, heartbeat_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+@dataclass
+class Recovery:
+    """What :func:`recover_imports` did: batches failed, and pending ones to queue again."""
+
+    failed: list[int]
+    requeue: list[tuple[int, int]]  # (org_id, batch_id)
+
+
+STALE_MESSAGE = (
+    "L'import s'est interrompu après {processed} lignes (arrêt du serveur ou du "
+    "traitement). Vous pouvez relancer le même fichier sans risque : les adresses déjà "
+    "importées seront comptées comme doublons."
+)
+
+
+def recover_imports(
+    *,
+    stale_seconds: float = STALE_SECONDS,
+    queue_lost: bool = False,
+    now: dt.datetime | None = None,
+) -> Recovery:
+    """Fail the batches a dead worker left running; name the pending ones to queue again.
+
+    A running batch whose heartbeat is older than ``stale_seconds`` is failed. A pending
+    batch queued that long ago lost its job message (broker down at upload, Redis
+    flushed): it is named again, at most once per ``stale_seconds`` (its heartbeat
+    records the re-queue), and a second delivery is harmless (:func:`_claim`).
+    ``queue_lost`` is the embedded mode's first pass after a start: the previous process
+    took its in-memory queue and its worker with it, so every running batch is dead and
+    every pending one must be queued again, whatever their age.
+    """
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=stale_seconds)
+    last_seen = func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at)
+    running = select(ImportBatch).where(ImportBatch.status == ImportStatus.RUNNING)
+    pending = select(ImportBatch).where(ImportBatch.status == ImportStatus.PENDING)
+    if not queue_lost:
+        running = running.where(last_seen < cutoff)
+        pending = pending.where(last_seen < cutoff)
+    failed: list[int] = []
+    for batch in db.session.scalars(running.order_by(ImportBatch.id)).all():
+        batch.status = ImportStatus.FAILED
+        batch.error = STALE_MESSAGE.format(processed=batch.processed_rows)
+        batch.finished_at = now
+        failed.append(batch.id)
+    requeue: list[tuple[int, int]] = []
+    for batch in db.session.scalars(pending.order_by(ImportBatch.id)).all():
+        batch.heartbeat_at = now
+        requeue.append((batch.organisation_id, batch.id))
+    db.session.commit()
+    if failed:
+        log.warning("imports left running by a dead worker, marked failed: %s", failed)
+    return Recovery(failed, requeue)
+
+
 @dataclass(frozen=True)
 class _Target:
     """What every write of one import needs, as plain values (the writer has no ORM)."""
@@ -444,7 +521,12 @@ def _progress_update(target: _Target, job: _Job, imported: int) -> Any:
     return (
         update(ImportBatch)
         .where(ImportBatch.id == target.batch_id)
-        .values(processed_rows=job.processed, imported=imported, duplicates=job.duplicates)
+        .values(
+            processed_rows=job.processed,
+            imported=imported,
+            duplicates=job.duplicates,
+            heartbeat_at=utcnow(),
+        )
     )
 
 
@@ -581,7 +663,7 @@ _PG_WRITE = text(
         RETURNING 1
     ), progress AS (
         UPDATE import_batches
-        SET processed_rows = :processed, duplicates = :duplicates,
+        SET processed_rows = :processed, duplicates = :duplicates, heartbeat_at = :at,
             imported = :imported_before + (SELECT count(*) FROM ledger)
         WHERE id = :import_batch_id
     )

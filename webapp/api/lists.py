@@ -131,7 +131,7 @@ def create_import(list_id: int):
         400: {description: missing file, unknown source or basis, no attestation}
         404: {description: not found or another body's list}
     """
-    from contacts.actors import run_import
+    from contacts.actors import enqueue_import
 
     oid = org_id()
     mlist = lists.get_list(oid, list_id)
@@ -171,7 +171,7 @@ def create_import(list_id: int):
     )
     db.session.commit()
     if error is None:
-        run_import.send(oid, batch.id)
+        enqueue_import(oid, batch.id)
     return {"id": batch.id}, 202
 
 

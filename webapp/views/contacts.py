@@ -456,7 +456,7 @@ def _mapping_from_form(form, width: int) -> ColumnMapping:
 @roles_required(*WRITE)
 def import_run(list_id: int):
     """Step 3: record the batch with its evidence and hand it to the import job."""
-    from contacts.actors import run_import
+    from contacts.actors import enqueue_import
 
     org_id = current_org_id()
     mlist = _found(lists.get_list(org_id, list_id))
@@ -503,7 +503,7 @@ def import_run(list_id: int):
             mlist, stored.upload_id, stored.filename, found, error=exc.message, form=form
         )
     db.session.commit()
-    run_import.send(org_id, batch.id)
+    enqueue_import(org_id, batch.id)
     return redirect(url_for("contacts.import_detail", batch_id=batch.id))
 
 
