@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
@@ -119,9 +120,27 @@ class DomainError(Exception):
 
     ``status`` is a hint for the HTTP edge (400 bad input, 403 forbidden, 404 not found,
     409 conflict); the domain packages never import anything HTTP.
+
+    ``message`` is a literal French message id (extracted for the catalogue with the
+    ``DomainError:2`` keyword); variable parts go in ``params`` as ``%(name)s`` placeholders,
+    never in an f-string, so that the edge can translate the id and then fill it in
+    (``webapp.i18n.error_text``). ``msgid`` and ``params`` keep those two parts;
+    ``message`` and ``str(exc)`` are the filled-in French text, for logs and the CLI.
     """
 
-    def __init__(self, code: str, message: str, status: int = 400, **details: Any) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        *,
+        params: Mapping[str, Any] | None = None,
+        **details: Any,
+    ) -> None:
+        self.msgid = message
+        self.params = dict(params or {})
+        if self.params:
+            message = message % self.params
         super().__init__(message)
         self.code = code
         self.message = message

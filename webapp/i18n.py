@@ -4,17 +4,39 @@ Message ids are the French text, so the default interface never depends on a com
 catalogue; English comes from ``webapp/translations/en``. Catalogues are compiled from
 the ``.po`` sources into the instance folder at start-up, so there is no build step to
 forget and no compiled file in git.
+
+How to get French from the domain packages translated (they never import Flask-Babel):
+
+- Label tables and other literals: mark them with ``contacts.i18n.N_`` (a no-op that only
+  lets ``make translations`` extract them): ``SOURCE_LABELS = {Source.FORM: N_("formulaire")}``.
+  Translate where they are shown: ``{{ label|tr }}`` (or ``{{ _(label) }}``) in a template,
+  ``translate(label)`` in a view or an API handler.
+- Refusals: ``raise DomainError("list_not_found", "Liste %(name)s introuvable.",
+  404, params={"name": name})``: a literal French message (extracted through the
+  ``DomainError:2`` keyword; likewise ``ApiError:2``, ``MjmlError:2``, ``ImportFileError:2``),
+  its variable parts as ``%(name)s`` placeholders in ``params``, never an f-string (it could
+  not be extracted nor translated). A message built elsewhere is marked with ``N_`` and
+  passed as a variable. ``webapp.errors`` shows pages and JSON errors in the reader's
+  language; a view that flashes or renders a refusal itself uses ``error_text(exc)``, not
+  ``exc.message`` (the French text, kept for logs and the CLI).
+- Then ``make translations`` and translate the new entries of
+  ``webapp/translations/en/LC_MESSAGES/messages.po`` (tests/unit/test_translations.py lists
+  the missing ones and checks the placeholders survive).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, session
+from flask_babel import gettext
 from flask_login import current_user
 
+from contacts.db import DomainError
 from webapp.extensions import babel
 
 LOCALES = ("fr", "en")
@@ -30,6 +52,33 @@ def select_locale() -> str:
     # French unless someone chose otherwise: the bodies, their staff and the people they
     # write to work in French, whatever language a shared workstation's browser is set to.
     return "fr"
+
+
+def translate(message: str | None, params: Mapping[str, Any] | None = None) -> str:
+    """A French message id (a label, a refusal) in the reader's language, then filled in.
+
+    Unknown ids come back as they are, so text that is not in the catalogue (a value, a
+    message from a tool) passes through untouched.
+    """
+    if not message:
+        return message or ""  # gettext("") would return the catalogue's header
+    text = gettext(str(message))
+    if not params:
+        return text
+    try:
+        return text % dict(params)
+    except (KeyError, ValueError, TypeError):
+        # A broken translation must not hide the refusal: fall back to the French text.
+        return str(message) % dict(params)
+
+
+def error_text(exc: DomainError) -> str:
+    """A refusal's message for the reader: translated first, then its ``params`` filled in."""
+    msgid = getattr(exc, "msgid", None) or exc.message
+    try:
+        return translate(msgid, getattr(exc, "params", None))
+    except (KeyError, ValueError, TypeError):
+        return exc.message
 
 
 def compile_catalogues(target: Path) -> Path:

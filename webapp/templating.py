@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from contacts.db import db
+from webapp.i18n import translate
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -71,3 +72,6 @@ def init_app(app: Flask) -> None:
         url_map_endpoints=lambda: current_app.view_functions.keys(),
     )
     app.jinja_env.filters["datetime"] = format_dt
+    # {{ label|tr }}: a French message id from a domain table (marked with N_) translated for
+    # the reader. A plain str, so autoescaping still applies (unlike _() with a variable).
+    app.jinja_env.filters["tr"] = translate
