@@ -33,6 +33,7 @@ from analytics.models import Answer
 from analytics.sanitize import clean_value
 from campaigns.ics import EventInfo, parse_event
 from campaigns.models import Campaign, Delivery
+from contacts import gdpr
 from contacts.db import DomainError, db, utcnow
 from contacts.models import Contact, TrackingPolicy
 
@@ -173,6 +174,8 @@ def _write(ctx: AnswerContext, kind: str, value: str, now: dt.datetime) -> Answe
     elif row.value != value:
         row.value = value
         row.updated_at = now
+    # An answer is a contact the person initiated: their retention clock starts again.
+    gdpr.record_activity(db.session, {ctx.delivery.contact_id: now})
     db.session.flush()
     return row
 

@@ -56,6 +56,7 @@ from analytics.tokens import derive_key
 from analytics.useragent import parse_user_agent
 from campaigns.links import target_url
 from campaigns.models import Campaign, CampaignLink, Delivery
+from contacts import gdpr
 from contacts.models import Organisation, Subscription, TrackingPolicy
 
 __all__ = [
@@ -349,7 +350,23 @@ def store_hits(conn: Any, hits: Sequence[Hit]) -> int:
         for row, event_id in zip(rows, result.scalars().all(), strict=True):
             row["id"] = int(event_id)
     rollup.record_events(conn, rows)
+    _record_clicks_as_activity(conn, rows)
     return len(rows)
+
+
+def _record_clicks_as_activity(conn: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """A person's click restarts their retention clock (``contacts.gdpr.record_activity``).
+
+    Only for rows stored per contact, i.e. where the body's policy and the person's
+    consent let this click be tied to them: an aggregate-only click names nobody, so it
+    cannot be anyone's activity. Machine clicks (link scanners) are not the person's.
+    """
+    clicked: dict[int, dt.datetime] = {}
+    for row in rows:
+        cid = row["contact_id"]
+        if cid is not None and row["kind"] == EventKind.CLICK and not row["is_machine"]:
+            clicked[cid] = max(clicked.get(cid, row["created_at"]), row["created_at"])
+    gdpr.record_activity(conn, clicked)
 
 
 def _psycopg_connection(conn: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import Select, bindparam, func, or_, update
 
 from contacts import consent
 from contacts.db import DomainError, db, scoped, utcnow
@@ -124,4 +124,26 @@ def is_stale(contact: Contact, months: int, now: dt.datetime | None = None) -> b
         contact.status == ContactStatus.ACTIVE
         and last is not None
         and last < stale_cutoff(months, now)
+    )
+
+
+def record_activity(executor: Any, activity: dict[int, dt.datetime]) -> None:
+    """Move contacts' ``last_activity_at`` forward to when they acted (never back).
+
+    Called for what the person initiates outside the ledger (a click stored per contact,
+    an RSVP or poll answer): the retention clock of :func:`stale_contacts_query` starts
+    again, as the CNIL counts a click, not an open. One statement for a whole batch
+    (``executor``: a session or a connection; the caller commits).
+    """
+    if not activity:
+        return
+    table = Contact.__table__  # Core: one executemany, not the ORM's bulk update by key
+    executor.execute(
+        update(table)
+        .where(
+            table.c.id == bindparam("cid"),
+            or_(table.c.last_activity_at.is_(None), table.c.last_activity_at < bindparam("at")),
+        )
+        .values(last_activity_at=bindparam("at")),
+        [{"cid": cid, "at": at} for cid, at in sorted(activity.items())],
     )
