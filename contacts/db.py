@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
+from contacts.i18n import Message
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -124,8 +126,9 @@ class DomainError(Exception):
     ``message`` is a literal French message id (extracted for the catalogue with the
     ``DomainError:2`` keyword); variable parts go in ``params`` as ``%(name)s`` placeholders,
     never in an f-string, so that the edge can translate the id and then fill it in
-    (``webapp.i18n.error_text``). ``msgid`` and ``params`` keep those two parts;
-    ``message`` and ``str(exc)`` are the filled-in French text, for logs and the CLI.
+    (``webapp.i18n.error_text``); a ``contacts.i18n.Message`` may stand for both. ``msgid``
+    and ``params`` keep those two parts; ``message`` and ``str(exc)`` are the filled-in
+    French text, for logs and the CLI.
     """
 
     def __init__(
@@ -137,6 +140,8 @@ class DomainError(Exception):
         params: Mapping[str, Any] | None = None,
         **details: Any,
     ) -> None:
+        if params is None and isinstance(message, Message):
+            message, params = message.msgid, message.params
         self.msgid = message
         self.params = dict(params or {})
         if self.params:

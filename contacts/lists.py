@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select
 
 from contacts.consent import sendable_clause
 from contacts.db import DomainError, db, get_scoped, scoped
+from contacts.i18n import N_
 from contacts.models import (
     Contact,
     MailingList,
@@ -26,10 +27,10 @@ NAME_MAX = 200
 DESCRIPTION_MAX = 2000
 MAX_CUSTOM_FIELDS = 20
 PURPOSE_LABELS = {
-    Purpose.NEWSLETTER: "lettre d'information",
-    Purpose.INVITATIONS: "invitations",
-    Purpose.SURVEYS: "enquêtes",
-    Purpose.PRESS: "presse",
+    Purpose.NEWSLETTER: N_("lettre d'information"),
+    Purpose.INVITATIONS: N_("invitations"),
+    Purpose.SURVEYS: N_("enquêtes"),
+    Purpose.PRESS: N_("presse"),
 }
 
 
@@ -57,7 +58,9 @@ def _clean_custom_fields(values: Any) -> list[str]:
             keys.append(key)
     if len(keys) > MAX_CUSTOM_FIELDS:
         raise DomainError(
-            "too_many_fields", f"{MAX_CUSTOM_FIELDS} champs personnalisés au plus par liste."
+            "too_many_fields",
+            "%(max)s champs personnalisés au plus par liste.",
+            params={"max": MAX_CUSTOM_FIELDS},
         )
     return keys
 
@@ -66,7 +69,9 @@ def _clean_name(name: Any) -> str:
     text = " ".join(str(name or "").split())
     if not text or len(text) > NAME_MAX:
         raise DomainError(
-            "invalid_name", f"Le nom de la liste est obligatoire ({NAME_MAX} caractères au plus)."
+            "invalid_name",
+            "Le nom de la liste est obligatoire (%(max)s caractères au plus).",
+            params={"max": NAME_MAX},
         )
     return text
 
@@ -74,7 +79,11 @@ def _clean_name(name: Any) -> str:
 def _check_purpose(purpose: Any) -> str:
     if purpose not in {p.value for p in Purpose}:
         allowed = ", ".join(p.value for p in Purpose)
-        raise DomainError("invalid_purpose", f"Finalité inconnue (attendu : {allowed}).")
+        raise DomainError(
+            "invalid_purpose",
+            "Finalité inconnue (attendu : %(allowed)s).",
+            params={"allowed": allowed},
+        )
     return str(purpose)
 
 
@@ -91,7 +100,11 @@ def create_list(
         raise DomainError("invalid_double_opt_in", "« double_opt_in » doit valoir true ou false.")
     description = str(description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        raise DomainError("too_long", f"Description : {DESCRIPTION_MAX} caractères au plus.")
+        raise DomainError(
+            "too_long",
+            "Description : %(max)s caractères au plus.",
+            params={"max": DESCRIPTION_MAX},
+        )
     mlist = MailingList(
         organisation_id=org_id,
         name=_clean_name(name),
@@ -116,7 +129,11 @@ def update_list(org_id: int, list_id: int, values: dict[str, Any]) -> MailingLis
     if "description" in values:
         description = str(values["description"] or "").strip()
         if len(description) > DESCRIPTION_MAX:
-            raise DomainError("too_long", f"Description : {DESCRIPTION_MAX} caractères au plus.")
+            raise DomainError(
+                "too_long",
+                "Description : %(max)s caractères au plus.",
+                params={"max": DESCRIPTION_MAX},
+            )
         mlist.description = description
     if "double_opt_in" in values:
         mlist.double_opt_in = bool(values["double_opt_in"])

@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
 from contacts.db import DomainError, db
+from contacts.i18n import N_
 from contacts.models import Organisation, OrgKind, TrackingPolicy
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -34,7 +35,9 @@ def create_organisation(
     if kind not in {k.value for k in OrgKind}:
         allowed = ", ".join(k.value for k in OrgKind)
         raise DomainError(
-            "invalid_kind", f"Type d'organisme inconnu « {kind} » (attendu : {allowed})."
+            "invalid_kind",
+            "Type d'organisme inconnu « %(kind)s » (attendu : %(allowed)s).",
+            params={"kind": kind, "allowed": allowed},
         )
     if population is not None and population < 0:
         raise DomainError("invalid_population", "La population doit être un nombre positif.")
@@ -57,14 +60,15 @@ def get_by_slug(slug: str) -> Organisation | None:
     return db.session.scalars(select(Organisation).where(Organisation.slug == slug)).first()
 
 
-def _email_or_blank(value: str, label: str) -> str:
+def _email_or_blank(value: str, message: str) -> str:
+    """The address, or "" when blank; ``message`` (an ``N_`` msgid) refuses an invalid one."""
     value = (value or "").strip()
     if not value:
         return ""
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise DomainError("invalid_email", f"{label} : adresse e-mail invalide ({exc}).") from exc
+        raise DomainError("invalid_email", message, params={"reason": str(exc)}) from exc
 
 
 def update_settings(org: Organisation, values: dict[str, Any]) -> Organisation:
@@ -82,14 +86,18 @@ def update_settings(org: Organisation, values: dict[str, Any]) -> Organisation:
         if key in values:
             value = str(values[key] or "").strip()
             if len(value) > limit:
-                raise DomainError("too_long", f"« {key} » : {limit} caractères au plus.")
+                raise DomainError(
+                    "too_long",
+                    "« %(key)s » : %(max)s caractères au plus.",
+                    params={"key": key, "max": limit},
+                )
             setattr(org, key, value)
-    for key, label in (
-        ("from_address", "Adresse d'expédition"),
-        ("reply_to", "Adresse de réponse"),
+    for key, message in (
+        ("from_address", N_("Adresse d'expédition : adresse e-mail invalide (%(reason)s).")),
+        ("reply_to", N_("Adresse de réponse : adresse e-mail invalide (%(reason)s).")),
     ):
         if key in values:
-            setattr(org, key, _email_or_blank(values[key], label))
+            setattr(org, key, _email_or_blank(values[key], message))
     if "dpo_contact" in values:
         org.dpo_contact = str(values["dpo_contact"] or "").strip()[:320]
     for key in ("website_url", "logo_url"):
@@ -125,10 +133,12 @@ def update_settings(org: Organisation, values: dict[str, Any]) -> Organisation:
                 number = int(raw)
             except (TypeError, ValueError) as exc:
                 raise DomainError(
-                    "invalid_number", f"« {key} » doit être un nombre entier."
+                    "invalid_number", "« %(key)s » doit être un nombre entier.", params={"key": key}
                 ) from exc
             if number < 0 or (key == "retention_months" and not 1 <= number <= 120):
-                raise DomainError("invalid_number", f"« {key} » hors des limites permises.")
+                raise DomainError(
+                    "invalid_number", "« %(key)s » hors des limites permises.", params={"key": key}
+                )
             setattr(org, key, number)
     if "dkim_private_key" in values and values["dkim_private_key"]:
         key_pem = str(values["dkim_private_key"]).strip()

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, true
 
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
+from contacts.i18n import N_
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -41,36 +42,37 @@ MAX_TEXT = 200
 MAX_DAYS = 36500
 
 FIELDS: dict[str, dict[str, Any]] = {
-    "list": {"label": "Liste", "ops": ("in", "not_in"), "value": "list_ids"},
-    "status": {"label": "Statut du contact", "ops": ("in", "not_in"), "value": "statuses"},
-    "source": {"label": "Origine du consentement", "ops": ("in", "not_in"), "value": "sources"},
+    "list": {"label": N_("Liste"), "ops": ("in", "not_in"), "value": "list_ids"},
+    "status": {"label": N_("Statut du contact"), "ops": ("in", "not_in"), "value": "statuses"},
+    "source": {"label": N_("Origine du consentement"), "ops": ("in", "not_in"), "value": "sources"},
     "last_activity": {
-        "label": "Dernière activité",
+        "label": N_("Dernière activité"),
         "ops": ("within_days", "older_than_days", "never"),
         "value": "days",
     },
-    "created": {"label": "Ajouté", "ops": ("within_days", "older_than_days"), "value": "days"},
-    "email_domain": {"label": "Domaine de l'adresse", "ops": ("eq", "neq"), "value": "text"},
+    "created": {"label": N_("Ajouté"), "ops": ("within_days", "older_than_days"), "value": "days"},
+    "email_domain": {"label": N_("Domaine de l'adresse"), "ops": ("eq", "neq"), "value": "text"},
 }
 CUSTOM_OPS = ("eq", "neq", "contains", "empty", "not_empty")
 CUSTOM_PREFIX = "field:"
 OP_LABELS = {
-    "in": "parmi",
-    "not_in": "hors de",
-    "eq": "égal à",
-    "neq": "différent de",
-    "contains": "contient",
-    "empty": "est vide",
-    "not_empty": "est renseigné",
-    "within_days": "dans les N derniers jours",
-    "older_than_days": "il y a plus de N jours",
-    "never": "jamais",
+    "in": N_("parmi"),
+    "not_in": N_("hors de"),
+    "eq": N_("égal à"),
+    "neq": N_("différent de"),
+    "contains": N_("contient"),
+    "empty": N_("est vide"),
+    "not_empty": N_("est renseigné"),
+    "within_days": N_("dans les N derniers jours"),
+    "older_than_days": N_("il y a plus de N jours"),
+    "never": N_("jamais"),
 }
 NO_VALUE_OPS = ("empty", "not_empty", "never")
 
 
-def _refuse(message: str) -> DomainError:
-    return DomainError("invalid_filter", message, status=400)
+def _refuse(message: str, **params: Any) -> DomainError:
+    """An ``invalid_filter`` refusal; ``message`` is a French msgid marked with ``N_``."""
+    return DomainError("invalid_filter", message, status=400, params=params)
 
 
 def custom_field_names(org_id: int) -> list[str]:
@@ -88,40 +90,42 @@ def custom_field_names(org_id: int) -> list[str]:
 def validate_filter(org_id: int, raw: Any) -> dict[str, Any]:
     """The filter, checked against the allowlist and normalised; raises ``invalid_filter``."""
     if not isinstance(raw, dict):
-        raise _refuse("Le filtre doit être un objet JSON.")
+        raise _refuse(N_("Le filtre doit être un objet JSON."))
     unknown = set(raw) - {"match", "rules"}
     if unknown:
-        raise _refuse(f"Clé de filtre inconnue : {sorted(unknown)[0]}.")
+        raise _refuse(N_("Clé de filtre inconnue : %(key)s."), key=sorted(unknown)[0])
     match = raw.get("match", "all")
     if match not in ("all", "any"):
-        raise _refuse("« match » vaut « all » ou « any ».")
+        raise _refuse(N_("« match » vaut « all » ou « any »."))
     rules = raw.get("rules", [])
     if not isinstance(rules, list):
-        raise _refuse("« rules » doit être une liste.")
+        raise _refuse(N_("« rules » doit être une liste."))
     if len(rules) > MAX_RULES:
-        raise _refuse(f"{MAX_RULES} règles au plus.")
+        raise _refuse(N_("%(max)s règles au plus."), max=MAX_RULES)
     custom = None
     checked = []
     for rule in rules:
         if not isinstance(rule, dict) or set(rule) - {"field", "op", "value"}:
-            raise _refuse("Chaque règle a un champ « field », un opérateur « op » et une valeur.")
+            raise _refuse(
+                N_("Chaque règle a un champ « field », un opérateur « op » et une valeur.")
+            )
         field, op = rule.get("field"), rule.get("op")
         if not isinstance(field, str) or not isinstance(op, str):
-            raise _refuse("Règle incomplète.")
+            raise _refuse(N_("Règle incomplète."))
         if field.startswith(CUSTOM_PREFIX):
             if custom is None:
                 custom = custom_field_names(org_id)
             if field[len(CUSTOM_PREFIX) :] not in custom:
-                raise _refuse(f"Champ inconnu : « {field[:100]} ».")
+                raise _refuse(N_("Champ inconnu : « %(field)s »."), field=field[:100])
             if op not in CUSTOM_OPS:
-                raise _refuse(f"Opérateur non permis pour ce champ : « {op[:50]} ».")
+                raise _refuse(N_("Opérateur non permis pour ce champ : « %(op)s »."), op=op[:50])
             kind = "none" if op in NO_VALUE_OPS else "text"
         else:
             spec = FIELDS.get(field)
             if spec is None:
-                raise _refuse(f"Champ inconnu : « {field[:100]} ».")
+                raise _refuse(N_("Champ inconnu : « %(field)s »."), field=field[:100])
             if op not in spec["ops"]:
-                raise _refuse(f"Opérateur non permis pour ce champ : « {op[:50]} ».")
+                raise _refuse(N_("Opérateur non permis pour ce champ : « %(op)s »."), op=op[:50])
             kind = "none" if op in NO_VALUE_OPS else spec["value"]
         checked.append({"field": field, "op": op, "value": _value(org_id, kind, rule.get("value"))})
     return {"match": match, "rules": checked}
@@ -132,27 +136,27 @@ def _value(org_id: int, kind: str, value: Any) -> Any:
         return None
     if kind == "text":
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise _refuse("Valeur de texte attendue.")
+            raise _refuse(N_("Valeur de texte attendue."))
         text = " ".join(str(value).split())
         if len(text) > MAX_TEXT:
-            raise _refuse(f"Valeur trop longue ({MAX_TEXT} caractères au plus).")
+            raise _refuse(N_("Valeur trop longue (%(max)s caractères au plus)."), max=MAX_TEXT)
         return text
     if kind == "days":
         try:
             days = int(value)
         except (TypeError, ValueError):
-            raise _refuse("Nombre de jours attendu.") from None
+            raise _refuse(N_("Nombre de jours attendu.")) from None
         if isinstance(value, bool) or not 0 <= days <= MAX_DAYS:
-            raise _refuse("Nombre de jours hors des limites.")
+            raise _refuse(N_("Nombre de jours hors des limites."))
         return days
     values = value if isinstance(value, list) else [value]
     if not values or len(values) > MAX_VALUES:
-        raise _refuse("Choisissez au moins une valeur.")
+        raise _refuse(N_("Choisissez au moins une valeur."))
     if kind == "list_ids":
         try:
             ids = sorted({int(v) for v in values if not isinstance(v, bool)})
         except (TypeError, ValueError):
-            raise _refuse("Identifiant de liste invalide.") from None
+            raise _refuse(N_("Identifiant de liste invalide.")) from None
         known = set(
             db.session.scalars(
                 select(MailingList.id).where(
@@ -161,11 +165,11 @@ def _value(org_id: int, kind: str, value: Any) -> Any:
             )
         )
         if known != set(ids):
-            raise _refuse("Liste inconnue.")
+            raise _refuse(N_("Liste inconnue."))
         return ids
     allowed = {s.value for s in ContactStatus} if kind == "statuses" else {s.value for s in Source}
     if any(not isinstance(v, str) or v not in allowed for v in values):
-        raise _refuse("Valeur non permise.")
+        raise _refuse(N_("Valeur non permise."))
     return sorted(set(values))
 
 

@@ -27,14 +27,15 @@ from sqlalchemy.exc import IntegrityError
 
 from contacts.db import DomainError, db, scoped
 from contacts.emails import hash_email, normalise_email
+from contacts.i18n import N_
 from contacts.models import Contact, ContactStatus, Suppression
 
 REASONS = ("unsubscribed", "bounced", "complained", "erased")
 REASON_LABELS = {
-    "unsubscribed": "désinscription",
-    "bounced": "adresse en échec définitif",
-    "complained": "signalement comme indésirable",
-    "erased": "effacement (RGPD)",
+    "unsubscribed": N_("désinscription"),
+    "bounced": N_("adresse en échec définitif"),
+    "complained": N_("signalement comme indésirable"),
+    "erased": N_("effacement (RGPD)"),
 }
 # The contact status each reason gives, and how strong it is: a stronger one wins.
 REASON_STATUS = {
@@ -76,7 +77,11 @@ def hash_normalised(key: bytes, email: str) -> str:
 
 def _check_reason(reason: str) -> str:
     if reason not in REASONS:
-        raise DomainError("invalid_reason", f"Motif de suppression inconnu « {reason} ».")
+        raise DomainError(
+            "invalid_reason",
+            "Motif de suppression inconnu « %(reason)s ».",
+            params={"reason": reason},
+        )
     return reason
 
 

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from contacts.db import DomainError, db
-from webapp.i18n import error_text
+from webapp.i18n import error_text, translate_all
 
 MESSAGES = {
     400: _l("Requête invalide."),
@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         db.session.rollback()
-        return error_response(exc.status, exc.code, error_text(exc), **exc.details)
+        return error_response(exc.status, exc.code, error_text(exc), **translate_all(exc.details))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
