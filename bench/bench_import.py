@@ -82,7 +82,7 @@ def child_import(path: str, database_url: str, datadir: str) -> None:
     import logging
 
     logging.disable(logging.INFO)
-    from contacts import imports
+    from contacts import imports, uploads
     from contacts.db import db
     from contacts.importfile import Limits
     from webapp import create_app
@@ -111,7 +111,7 @@ def child_import(path: str, database_url: str, datadir: str) -> None:
             pg0 = pg_cpu_seconds(datadir)
             t0, c0 = time.perf_counter(), time.process_time()
             with open(path, "rb") as f:
-                stored = imports.store_upload(
+                stored = uploads.store_upload(
                     Path(instance) / "imports", org_id, f, "contacts.csv", 50 * 1024 * 1024
                 )
             batch = imports.create_import(
@@ -254,7 +254,7 @@ def write_report(args, runs: dict[str, list[dict]], size_mb: float) -> None:
             for k, v in runs.items()
         ),
         "",
-        "How: `contacts.importfile.ImportReader` reads and validates the rows; chunks of "
+        "How: `contacts.import_reader.ImportReader` reads and validates the rows; chunks of "
         "5,000 are sorted against the database (one unprepared query each for existing "
         "contacts and, only when the body has any suppression at all, for suppressed "
         "hashes; the addresses go as one newline-joined text through `string_to_array`, "

@@ -4,7 +4,7 @@
 
 Generates a Windows-1252, semicolon-separated CSV as French Excel writes it (5 % invalid
 addresses, 3 % duplicates differing only by case), then times, in fresh subprocesses:
-- ``iter_rows``: ``contacts.importfile.ImportReader`` end to end (sniffing, the
+- ``iter_rows``: ``contacts.import_reader.ImportReader`` end to end (sniffing, the
   structural first pass, decoding, mapping, cleaning, validation, duplicate detection);
 - ``bare``: a loop calling ``email_validator.validate_email(a, check_deliverability=False)``
   on the same addresses, already in memory.
@@ -97,7 +97,7 @@ def child(mode: str, path: str) -> None:
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = {"seconds": elapsed, "cpu": cpu, "valid": ok, "rows": len(addresses)}
     else:
-        from contacts.importfile import ImportReader
+        from contacts.import_reader import ImportReader
 
         t0, c0 = time.perf_counter(), time.process_time()
         reader = ImportReader(path)

@@ -4,7 +4,7 @@ One :func:`tick` starts the campaigns whose time has come (or holds those overdu
 the grace period, listmonk#1801: a server down overnight must not send yesterday's
 invitation without a human saying so), then runs a reconciler pass
 (:func:`campaigns.reconcile.reconcile`) and queues what it found; contact imports left
-by a dead worker are recovered in the same pass (``contacts.imports.recover_imports``).
+by a dead worker are recovered in the same pass (``contacts.import_recovery.recover_imports``).
 
 Who calls :func:`tick`:
 
@@ -126,10 +126,10 @@ def tick(
 def _recover_imports(app: Flask, *, queue_lost: bool) -> None:
     """Imports share the reconciler's thread: fail the dead ones, queue the lost ones."""
     from contacts import actors as contact_actors
-    from contacts import imports
+    from contacts import import_recovery
 
-    recovery = imports.recover_imports(
-        stale_seconds=_config(app, "CRIEUR_IMPORT_STALL_SECONDS", imports.STALE_SECONDS),
+    recovery = import_recovery.recover_imports(
+        stale_seconds=_config(app, "CRIEUR_IMPORT_STALL_SECONDS", import_recovery.STALE_SECONDS),
         queue_lost=queue_lost,
     )
     for org_id, batch_id in recovery.requeue:

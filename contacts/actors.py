@@ -34,7 +34,7 @@ def enqueue_import(org_id: int, batch_id: int) -> bool:
     """Queue a recorded batch; False (logged) when the broker is unreachable.
 
     The batch is already committed as pending: the reconciler queues it again later
-    (``contacts.imports.recover_imports``), so the upload is not lost with the message.
+    (``contacts.import_recovery.recover_imports``), so the upload is not lost with the message.
     """
     try:
         run_import.send(int(org_id), int(batch_id))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import current_app, g, request
 
-from contacts import imports, lists
+from contacts import imports, lists, uploads
 from contacts.db import db
 from contacts.importfile import ImportFileError
 from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
@@ -152,7 +152,7 @@ def create_import(list_id: int):
     root = Path(current_app.instance_path) / "imports"
     stored, error = None, None
     try:
-        stored = imports.store_upload(
+        stored = uploads.store_upload(
             root, oid, upload.stream, upload.filename, current_app.config["CRIEUR_IMPORT_MAX_BYTES"]
         )
     except ImportFileError as exc:

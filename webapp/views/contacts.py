@@ -28,9 +28,27 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from analytics import contact_data, links
-from contacts import consent, gdpr, imports, lists, people, segments, suppression
+from contacts import (
+    consent,
+    gdpr,
+    imports,
+    lists,
+    people,
+    segments,
+    suppression,
+    uploads,
+)
+from contacts.column_mapping import preview
 from contacts.db import DomainError, db
-from contacts.importfile import ColumnMapping, FileFormat, ImportFileError, Limits, preview
+from contacts.import_report import KIND_LABELS, REPORT_HEADER, rejected_for_api, report_rows
+from contacts.importfile import (
+    ColumnMapping,
+    FileFormat,
+    ImportFileError,
+    Limits,
+    file_sha256,
+    safe_filename,
+)
 from contacts.models import (
     RISKY_SOURCES,
     Contact,
@@ -86,7 +104,7 @@ def labels() -> dict[str, Any]:
         "purpose_labels": lists.PURPOSE_LABELS,
         "risky_sources": RISKY_SOURCES,
         "reason_labels": suppression.REASON_LABELS,
-        "kind_labels": imports.KIND_LABELS,
+        "kind_labels": KIND_LABELS,
     }
 
 
@@ -380,7 +398,7 @@ def import_upload(list_id: int):
     if upload is None or not upload.filename:
         return _upload_error(mlist, _("Choisissez un fichier CSV ou XLSX."))
     try:
-        stored = imports.store_upload(
+        stored = uploads.store_upload(
             _upload_root(), org_id, upload.stream, upload.filename, _limits().max_bytes
         )
     except ImportFileError as exc:
@@ -388,7 +406,7 @@ def import_upload(list_id: int):
     try:
         found = preview(stored.path, limits=_limits(), known_fields=list(mlist.custom_fields))
     except ImportFileError as exc:
-        imports.discard_upload(stored.path)
+        uploads.discard_upload(stored.path)
         return _upload_error(mlist, exc.message)
     return _preview_page(mlist, stored.upload_id, stored.filename, found)
 
@@ -461,7 +479,7 @@ def import_run(list_id: int):
     org_id = current_org_id()
     mlist = _found(lists.get_list(org_id, list_id))
     form = request.form
-    path = _found(imports.find_upload(_upload_root(), org_id, form.get("upload_id", "")))
+    path = _found(uploads.find_upload(_upload_root(), org_id, form.get("upload_id", "")))
     try:
         fmt = FileFormat.from_dict(json.loads(form.get("format", "{}")))
         found = preview(path, limits=_limits(), known_fields=list(mlist.custom_fields))
@@ -478,11 +496,11 @@ def import_run(list_id: int):
             error=message,
             form=form,
         )
-    stored = imports.StoredFile(
+    stored = uploads.StoredFile(
         form["upload_id"],
         path,
-        imports.safe_filename(form.get("filename", ""), path.name),
-        imports.file_sha256(path),
+        safe_filename(form.get("filename", ""), path.name),
+        file_sha256(path),
         path.stat().st_size,
     )
     try:
@@ -534,7 +552,7 @@ def import_detail(batch_id: int):
         uploader=uploader,
         report=report[:REPORT_SHOWN],
         report_total=len(report),
-        rejected_total=len(imports.rejected_for_api(batch)),
+        rejected_total=len(rejected_for_api(batch)),
     )
 
 
@@ -558,7 +576,7 @@ def import_status(batch_id: int):
 @roles_required(*READ)
 def import_report(batch_id: int):
     batch = _found(imports.get_import(current_org_id(), batch_id))
-    data = rows_to_csv_bytes(imports.REPORT_HEADER, imports.report_rows(batch))
+    data = rows_to_csv_bytes(REPORT_HEADER, report_rows(batch))
     return _download(data, f"rapport-import-{batch.id}.csv", "text/csv; charset=utf-8")
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import func, select, update
 
 from campaigns import scheduler
-from contacts import imports
+from contacts import chunk_planning, import_recovery, import_writers, imports
 from contacts.db import db, utcnow
 from contacts.importfile import Limits
 from contacts.models import ConsentEvent, Contact, ImportBatch, Subscription
@@ -37,7 +37,7 @@ def test_a_running_batch_whose_heartbeat_stopped_is_failed_with_a_plain_message(
     _age(dead.id, status="running", heartbeat_at=long_ago, processed_rows=5000)
     _age(alive.id, status="running", heartbeat_at=utcnow())
 
-    recovery = imports.recover_imports(stale_seconds=600)
+    recovery = import_recovery.recover_imports(stale_seconds=600)
 
     assert recovery.failed == [dead.id]
     dead, alive = _reload(dead.id), _reload(alive.id)
@@ -52,8 +52,8 @@ def test_a_pending_batch_whose_message_was_lost_is_queued_again_once_per_period(
     fresh = start(app, org, lst, "utf8-bom.csv")
     _age(lost.id, created_at=utcnow() - dt.timedelta(hours=2))
 
-    first = imports.recover_imports(stale_seconds=600)
-    second = imports.recover_imports(stale_seconds=600)
+    first = import_recovery.recover_imports(stale_seconds=600)
+    second = import_recovery.recover_imports(stale_seconds=600)
 
     assert first.requeue == [(org.id, lost.id)] and first.failed == []
     assert second.requeue == []  # its heartbeat now records the re-queue
@@ -66,7 +66,7 @@ def test_after_an_embedded_restart_running_batches_fail_and_pending_ones_are_req
     pending = start(app, org, lst, "utf8-bom.csv")
     _age(running.id, status="running", heartbeat_at=utcnow())  # however recent
 
-    recovery = imports.recover_imports(queue_lost=True)
+    recovery = import_recovery.recover_imports(queue_lost=True)
 
     assert recovery.failed == [running.id]
     assert recovery.requeue == [(org.id, pending.id)]
@@ -103,21 +103,21 @@ def test_an_address_created_between_planning_and_writing_is_granted_once(app, or
     assert imports._claim(org.id, batch.id)
     batch = _reload(batch.id)
     reader = imports._open_reader(batch, lst, Limits())
-    target = imports._Target(
+    target = chunk_planning.ImportTarget(
         org.id, batch.id, lst.id, lst.purpose, batch.source, batch.legal_basis, None, None
     )
     report: list = []
-    progress = imports._Progress()
-    job = imports._plan_chunk(target, list(reader), secret(), report, progress)
+    progress = chunk_planning.Progress()
+    job = chunk_planning.plan_chunk(target, list(reader), secret(), report, progress)
     db.session.commit()
     raced = job.new_rows[0]["email"]
     db.session.add(Contact(organisation_id=org.id, email=raced, first_name="Déjà"))
     db.session.commit()
 
     writer = (
-        imports._ThreadWriter(db.engine, target)
+        import_writers.ThreadWriter(db.engine, target)
         if db.engine.dialect.name == "postgresql"
-        else imports._InlineWriter(target)
+        else import_writers.InlineWriter(target)
     )
     writer.submit(job)
     imported = writer.close()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from contacts import consent, gdpr, imports, people
+from contacts import consent, gdpr, import_report, imports, people, uploads
 from contacts.actors import run_import
 from contacts.db import DomainError, db
-from contacts.importfile import Limits
+from contacts.importfile import ImportFileError, Limits
 from contacts.models import ConsentEvent, Contact, ImportBatch, Subscription
 from tests.factories import make_list, make_org, make_user
 from tests.factories_contacts import make_contact, make_suppressed, secret
@@ -23,9 +23,9 @@ def start(app, org, lst, name: str, *, source="internal_file", max_bytes=10**8, 
     root = Path(app.instance_path) / "imports"
     try:
         with open(DATA / name, "rb") as f:
-            stored = imports.store_upload(root, org.id, f, name, max_bytes)
+            stored = uploads.store_upload(root, org.id, f, name, max_bytes)
         error = None
-    except imports.ImportFileError as exc:
+    except ImportFileError as exc:
         stored, error = None, exc
     batch = imports.create_import(
         org.id,
@@ -66,7 +66,7 @@ def test_an_excel_cp1252_semicolon_file_is_imported_with_a_per_row_report(app, o
         (5, "invalid"),
         (6, "invalid"),
     ]
-    assert imports.rejected_for_api(batch) == [
+    assert import_report.rejected_for_api(batch) == [
         {"row": 5, "reason": "Adresse invalide : il manque le signe @"},
         {"row": 6, "reason": "Adresse e-mail manquante"},
     ]
@@ -182,7 +182,7 @@ def test_suppressed_addresses_are_never_re_added(app, org):
     make_suppressed(org, "DEUX@mairie-exemple.fr", "bounced")
     batch = run(app, org, lst, "headerless.csv")
     assert batch.imported == 2
-    [entry] = imports.rejected_for_api(batch)
+    [entry] = import_report.rejected_for_api(batch)
     assert entry["row"] == 2 and "opposition" in entry["reason"]
     assert people.find_contact(org.id, "deux@mairie-exemple.fr") is None
 
@@ -205,7 +205,7 @@ def test_an_erased_address_stays_suppressed_when_imported_again(app, org):
     batch = run(app, org, lst, "headerless.csv")
     assert batch.imported == 2
     assert people.find_contact(org.id, "trois@mairie-exemple.fr") is None
-    assert "opposition" in imports.rejected_for_api(batch)[0]["reason"]
+    assert "opposition" in import_report.rejected_for_api(batch)[0]["reason"]
 
 
 def test_risky_sources_are_imported_pending_and_flagged(app, org):

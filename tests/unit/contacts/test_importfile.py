@@ -10,18 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contacts.column_mapping import guess_mapping, preview
 from contacts.emails import validate_email
+from contacts.import_reader import ImportReader, iter_rows
 from contacts.importfile import (
     ColumnMapping,
     FileFormat,
     ImportFileError,
-    ImportReader,
     Limits,
     RowStatus,
     file_sha256,
-    guess_mapping,
-    iter_rows,
-    preview,
     report_rows,
     safe_filename,
 )
@@ -538,7 +536,7 @@ def test_report_rows_list_only_the_problems(data_file):
 
 
 def test_deliverability_check_is_passed_to_the_validator(monkeypatch):
-    import contacts.importfile as importfile
+    import contacts.import_reader as import_reader
 
     calls = []
 
@@ -546,7 +544,7 @@ def test_deliverability_check_is_passed_to_the_validator(monkeypatch):
         calls.append(check_deliverability)
         return validate_email(value)
 
-    monkeypatch.setattr(importfile, "validate_email", spy)
+    monkeypatch.setattr(import_reader, "validate_email", spy)
     list(iter_rows(b"Email\na@m.fr\n", check_deliverability=True))
     assert calls == [True]
 

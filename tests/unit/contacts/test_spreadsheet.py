@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contacts.importfile import ImportReader
+from contacts.import_reader import ImportReader
 from contacts.spreadsheet import (
     FORMULA_TRIGGERS,
     dataframe_to_csv_bytes,
