@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from contacts import people, suppression
+from contacts import bulk_contacts, dialect, suppression
 from contacts.db import db
 from contacts.import_report import (
     DUPLICATE,
@@ -161,9 +161,9 @@ def _pg_lookup(sql: str, org_id: int, values: list[str]) -> list[tuple[Any, ...]
     A chunk's 5,000 addresses or hashes as a Python list cost psycopg half a second per
     100,000 to dump as an array literal; joined, they cost one ``str.join``. Normalised
     addresses and hex hashes never contain a newline. Unprepared, so PostgreSQL folds the
-    array into the plan (see ``people.pg_any_lookup``).
+    array into the plan (see ``dialect.pg_any_lookup``).
     """
-    return people.pg_any_lookup(db.session, sql, org_id, "\n".join(values))
+    return dialect.pg_any_lookup(db.session, sql, org_id, "\n".join(values))
 
 
 def _suppressed_emails(org_id: int, secret: str | bytes, emails: list[str]) -> set[str]:
@@ -181,7 +181,7 @@ def _suppressed_emails(org_id: int, secret: str | bytes, emails: list[str]) -> s
         return set()
     key = suppression.suppression_key(secret, org_id)
     hashes = {suppression.hash_normalised(key, email): email for email in emails}
-    if people.dialect_name() == "postgresql":
+    if dialect.dialect_name() == "postgresql":
         found = {
             h
             for (h,) in _pg_lookup(
@@ -198,7 +198,7 @@ def _suppressed_emails(org_id: int, secret: str | bytes, emails: list[str]) -> s
 
 def _existing_contacts(org_id: int, emails: list[str]) -> dict[str, Contact]:
     """The contacts the body already has among ``emails`` (ORM objects, to fill names in)."""
-    if people.dialect_name() == "postgresql":
+    if dialect.dialect_name() == "postgresql":
         ids = [
             cid
             for (cid,) in _pg_lookup(
@@ -209,13 +209,15 @@ def _existing_contacts(org_id: int, emails: list[str]) -> dict[str, Contact]:
             )
         ]
     else:
-        ids = [cid for cid, _ in people.contact_ids_by_email(org_id, emails).values()]
+        ids = [cid for cid, _ in bulk_contacts.contact_ids_by_email(org_id, emails).values()]
     if not ids:
         return {}
     return {
         c.email: c
         for c in db.session.scalars(
-            select(Contact).where(Contact.organisation_id == org_id, people.one_of(Contact.id, ids))
+            select(Contact).where(
+                Contact.organisation_id == org_id, dialect.one_of(Contact.id, ids)
+            )
         )
     }
 
@@ -229,7 +231,7 @@ def _subscriptions(
         select(Subscription.contact_id, Subscription.status, Subscription.withdrawn_at).where(
             Subscription.organisation_id == org_id,
             Subscription.list_id == list_id,
-            people.one_of(Subscription.contact_id, contact_ids),
+            dialect.one_of(Subscription.contact_id, contact_ids),
         )
     )
     return {cid: (status, at) for cid, status, at in rows}

@@ -1,7 +1,7 @@
 """Writing one planned chunk of an import: the general statements, and PostgreSQL's COPY.
 
 :func:`write_chunk` creates the chunk's contacts then grants them all on the list, through
-``people.bulk_create_contacts`` and ``consent.bulk_grant`` (any backend, session or
+``bulk_contacts.bulk_create_contacts`` and ``consent.bulk_grant`` (any backend, session or
 connection). On PostgreSQL the writer thread uses :func:`pg_write` instead: one COPY into
 a temporary table and one statement (data-modifying CTEs) for contacts, subscriptions,
 ledger rows and the batch's progress.
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text, update
 
-from contacts import consent, people
+from contacts import bulk_contacts, consent
 from contacts.chunk_planning import ChunkJob, ImportTarget
 from contacts.db import utcnow
 from contacts.models import ConsentAction, ContactStatus, ImportBatch, SubscriptionStatus
@@ -22,7 +22,7 @@ from contacts.models import ConsentAction, ContactStatus, ImportBatch, Subscript
 
 def write_chunk(executor: Any, target: ImportTarget, job: ChunkJob) -> int:
     """Create the chunk's contacts, then grant them all on the list; returns the count."""
-    created = people.bulk_create_contacts(target.org_id, job.new_rows, executor)
+    created = bulk_contacts.bulk_create_contacts(target.org_id, job.new_rows, executor)
     grants = job.existing_grants + [
         (created[email], evidence)
         for email, evidence in job.new_evidence.items()
@@ -60,7 +60,7 @@ def progress_update(target: ImportTarget, job: ChunkJob, imported: int) -> Any:
 # into one temporary table; one statement then inserts the contacts, their subscriptions
 # and the ledger rows (data-modifying CTEs: the foreign-key checks run at the end of the
 # statement and see the contacts it inserted). Compared with the general
-# ``people.bulk_create_contacts`` + ``consent.bulk_grant`` pair this saves, per chunk, a
+# ``bulk_contacts.bulk_create_contacts`` + ``consent.bulk_grant`` pair this saves, per chunk, a
 # second COPY, the temporary tables' existence checks and DELETEs, the 5,000 (id, email)
 # rows returned to Python and the grants built from them, and the evidence JSON dumped
 # per row (PostgreSQL writes ``{"row": n}`` itself, the same text as ``json.dumps``).

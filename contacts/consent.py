@@ -288,7 +288,7 @@ def bulk_grant(
     at = at or utcnow()
     risky = is_risky(source)
     status = SubscriptionStatus.PENDING if risky else SubscriptionStatus.ACTIVE
-    from contacts.people import dialect_of
+    from contacts.dialect import dialect_of
 
     executor = executor if executor is not None else db.session
     if dialect_of(executor) == "postgresql":
@@ -346,7 +346,7 @@ def bulk_grant(
 
 
 # PostgreSQL: the grants go in by COPY into a temporary table, then two INSERT ... SELECT
-# (see contacts.people.pg_copy_rows and bench/reports/import.md for why).
+# (see contacts.dialect.pg_copy_rows and bench/reports/import.md for why).
 _PG_GRANT_ROWS = "crieur_import_grants"
 # One statement: subscriptions first, then a ledger row for each subscription really
 # inserted (a concurrent sign-up for the same address and list wins, and is not doubled).
@@ -385,7 +385,7 @@ def _pg_bulk_grant(
     actor_user_id: int | None,
     api_token_id: int | None,
 ) -> int:
-    from contacts.people import pg_copy_rows
+    from contacts.dialect import pg_copy_rows
 
     pg_copy_rows(
         executor,

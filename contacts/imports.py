@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from contacts import consent, people
+from contacts import consent, dialect
 from contacts.chunk_planning import ImportTarget, Progress, plan_chunk
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
 from contacts.import_reader import ImportReader
@@ -212,7 +212,7 @@ def process_import(
         )
         db.session.commit()
         if parallel is None:
-            parallel = people.dialect_name() == "postgresql"
+            parallel = dialect.dialect_name() == "postgresql"
         writer = ThreadWriter(db.engine, target) if parallel else InlineWriter(target)
         rows = iter(reader)
         while chunk := list(islice(rows, chunk_rows)):

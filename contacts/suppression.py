@@ -141,7 +141,7 @@ def is_suppressed(org_id: int, email: str, secret: str | bytes) -> bool:
 
 def suppressed_among(org_id: int, hashes: Iterable[str]) -> set[str]:
     """Which of ``hashes`` are suppressed: one query per call (imports pass a chunk)."""
-    from contacts.people import dialect_name, pg_any_lookup
+    from contacts.dialect import dialect_name, pg_any_lookup
 
     wanted = list(set(hashes))
     if not wanted:
