@@ -29,6 +29,7 @@ from campaigns import ics
 from campaigns.markdown import render_markdown, rewrite_links
 from campaigns.personalise import MAX_POLL_OPTIONS, SYSTEM_VARIABLES, is_allowed, placeholder
 from contacts.db import DomainError
+from contacts.i18n import N_, Message
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -46,17 +47,17 @@ BLOCK_TYPES = (
     "confirm",
 )
 TYPE_LABELS = {
-    "heading": "titre",
-    "text": "texte",
-    "image": "image",
-    "button": "bouton",
-    "video": "vidéo",
-    "event": "événement",
-    "rsvp": "réponse à l'invitation",
-    "poll": "sondage",
-    "social": "réseaux sociaux",
-    "divider": "séparateur",
-    "confirm": "bouton de confirmation",
+    "heading": N_("titre"),
+    "text": N_("texte"),
+    "image": N_("image"),
+    "button": N_("bouton"),
+    "video": N_("vidéo"),
+    "event": N_("événement"),
+    "rsvp": N_("réponse à l'invitation"),
+    "poll": N_("sondage"),
+    "social": N_("réseaux sociaux"),
+    "divider": N_("séparateur"),
+    "confirm": N_("bouton de confirmation"),
 }
 SOCIAL_NETWORKS = {
     "facebook": "Facebook",
@@ -70,7 +71,7 @@ SOCIAL_NETWORKS = {
     "tiktok": "TikTok",
     "threads": "Threads",
     "peertube": "PeerTube",
-    "website": "Site internet",
+    "website": N_("Site internet"),
 }
 MAX_BLOCKS = 100
 MAX_URL = 2000
@@ -83,10 +84,17 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class _BlockError(Exception):
+    """Why one block is refused: a French msgid (``N_``, or a ``Message`` with parameters)."""
+
     def __init__(self, message: str, field_: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field_
+
+
+def _msg(text: str) -> Message:
+    """``text`` (an ``N_``-marked label or a ``Message``) as a parameter the edge translates."""
+    return text if isinstance(text, Message) else Message(text)
 
 
 def clean_text(value: Any) -> str:
@@ -94,109 +102,127 @@ def clean_text(value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise _BlockError("une valeur texte est attendue")
+        raise _BlockError(N_("une valeur texte est attendue"))
     return _CONTROL_RE.sub("", str(value)).strip()
 
 
 def _required(block: Mapping[str, Any], key: str, label: str, limit: int) -> str:
     text = clean_text(block.get(key))
     if not text:
-        raise _BlockError(f"{label} est obligatoire", key)
+        raise _BlockError(N_("%(label)s est obligatoire", label=_msg(label)), key)
     if len(text) > limit:
-        raise _BlockError(f"{label} dépasse {limit} caractères", key)
+        raise _BlockError(
+            N_("%(label)s dépasse %(max)s caractères", label=_msg(label), max=limit), key
+        )
     return " ".join(text.split()) if key != "markdown" else text
 
 
-def check_url(value: Any, *, label: str = "l'adresse", mailto: bool = False) -> str:
+def check_url(value: Any, *, label: str = N_("l'adresse"), mailto: bool = False) -> str:
     """An absolute http(s) URL (or ``mailto:`` when allowed); raises a French message."""
     url = clean_text(value)
     if not url:
-        raise _BlockError(f"{label} est obligatoire")
+        raise _BlockError(N_("%(label)s est obligatoire", label=_msg(label)))
     if len(url) > MAX_URL:
-        raise _BlockError(f"{label} est trop longue")
+        raise _BlockError(N_("%(label)s est trop longue", label=_msg(label)))
     if any(c.isspace() for c in url) or "{{" in url or "{%" in url or "}}" in url:
-        raise _BlockError(f"{label} ne doit contenir ni espace ni variable")
+        raise _BlockError(N_("%(label)s ne doit contenir ni espace ni variable", label=_msg(label)))
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https") and parts.netloc and not parts.netloc.startswith("@"):
         return url
     if mailto and scheme == "mailto" and "@" in parts.path:
         return url
-    allowed = "http(s) ou mailto:" if mailto else "http(s)"
-    raise _BlockError(f"{label} doit être une adresse {allowed} complète (« {url[:60]} » refusée)")
+    message = (
+        N_("%(label)s doit être une adresse http(s) ou mailto: complète (« %(url)s » refusée)")
+        if mailto
+        else N_("%(label)s doit être une adresse http(s) complète (« %(url)s » refusée)")
+    )
+    raise _BlockError(Message(message, {"label": _msg(label), "url": url[:60]}))
 
 
 def _validate_one(block: Any, kind: str) -> dict[str, Any]:
     if not isinstance(block, Mapping):
-        raise _BlockError("un bloc doit être un objet avec un « type »")
+        raise _BlockError(N_("un bloc doit être un objet avec un « type »"))
     btype = block.get("type")
     if btype not in BLOCK_TYPES:
         raise _BlockError(
-            f"type de bloc inconnu « {str(btype)[:40]} » (types possibles : "
-            + ", ".join(BLOCK_TYPES)
-            + ")",
+            N_(
+                "type de bloc inconnu « %(type)s » (types possibles : %(allowed)s)",
+                type=str(btype)[:40],
+                allowed=", ".join(BLOCK_TYPES),
+            ),
             "type",
         )
     out: dict[str, Any] = {"type": btype}
     if btype == "heading":
-        out["text"] = _required(block, "text", "le texte du titre", LIMITS["heading"])
+        out["text"] = _required(block, "text", N_("le texte du titre"), LIMITS["heading"])
     elif btype == "text":
-        out["markdown"] = _required(block, "markdown", "le texte", LIMITS["markdown"])
+        out["markdown"] = _required(block, "markdown", N_("le texte"), LIMITS["markdown"])
     elif btype == "image":
-        out["src"] = check_url(block.get("src"), label="l'adresse de l'image")
+        out["src"] = check_url(block.get("src"), label=N_("l'adresse de l'image"))
         out["alt"] = _required(
-            block, "alt", "le texte alternatif (description de l'image)", LIMITS["alt"]
+            block, "alt", N_("le texte alternatif (description de l'image)"), LIMITS["alt"]
         )
         if clean_text(block.get("href")):
-            out["href"] = check_url(block.get("href"), label="le lien de l'image")
+            out["href"] = check_url(block.get("href"), label=N_("le lien de l'image"))
     elif btype == "button":
-        out["label"] = _required(block, "label", "le libellé du bouton", LIMITS["label"])
-        out["url"] = check_url(block.get("url"), label="le lien du bouton", mailto=True)
+        out["label"] = _required(block, "label", N_("le libellé du bouton"), LIMITS["label"])
+        out["url"] = check_url(block.get("url"), label=N_("le lien du bouton"), mailto=True)
     elif btype == "confirm":
         # The button of a re-permission campaign: its link is always the recipient's own
         # ``{{ confirm_url }}`` (never an officer's URL, never a click redirect).
-        out["label"] = _required(block, "label", "le libellé du bouton", LIMITS["label"])
+        out["label"] = _required(block, "label", N_("le libellé du bouton"), LIMITS["label"])
     elif btype == "video":
-        out["url"] = check_url(block.get("url"), label="le lien de la vidéo")
-        out["thumbnail"] = check_url(block.get("thumbnail"), label="l'image d'aperçu")
-        out["caption"] = _required(block, "caption", "la légende de la vidéo", LIMITS["caption"])
+        out["url"] = check_url(block.get("url"), label=N_("le lien de la vidéo"))
+        out["thumbnail"] = check_url(block.get("thumbnail"), label=N_("l'image d'aperçu"))
+        out["caption"] = _required(
+            block, "caption", N_("la légende de la vidéo"), LIMITS["caption"]
+        )
     elif btype in ("event", "rsvp"):
         if kind != "invitation":
-            raise _BlockError("ce bloc n'existe que dans une invitation")
+            raise _BlockError(N_("ce bloc n'existe que dans une invitation"))
     elif btype == "poll":
-        out["question"] = _required(block, "question", "la question", LIMITS["question"])
+        out["question"] = _required(block, "question", N_("la question"), LIMITS["question"])
         options = block.get("options")
         if not isinstance(options, Sequence) or isinstance(options, str):
-            raise _BlockError("les options du sondage doivent être une liste", "options")
+            raise _BlockError(N_("les options du sondage doivent être une liste"), "options")
         cleaned = [" ".join(clean_text(o).split()) for o in options]
         if any(not o for o in cleaned):
-            raise _BlockError("une option du sondage est vide", "options")
+            raise _BlockError(N_("une option du sondage est vide"), "options")
         if not 2 <= len(cleaned) <= MAX_POLL_OPTIONS:
-            raise _BlockError(f"un sondage propose de 2 à {MAX_POLL_OPTIONS} options", "options")
+            raise _BlockError(
+                N_("un sondage propose de 2 à %(max)s options", max=MAX_POLL_OPTIONS), "options"
+            )
         if any(len(o) > LIMITS["option"] for o in cleaned):
-            raise _BlockError(f"une option dépasse {LIMITS['option']} caractères", "options")
+            raise _BlockError(
+                N_("une option dépasse %(max)s caractères", max=LIMITS["option"]), "options"
+            )
         if len({o.casefold() for o in cleaned}) != len(cleaned):
-            raise _BlockError("deux options du sondage sont identiques", "options")
+            raise _BlockError(N_("deux options du sondage sont identiques"), "options")
         out["options"] = cleaned
     elif btype == "social":
         links = block.get("links")
         if not isinstance(links, Sequence) or isinstance(links, str) or not links:
-            raise _BlockError("ajoutez au moins un lien de réseau social", "links")
+            raise _BlockError(N_("ajoutez au moins un lien de réseau social"), "links")
         if len(links) > 12:
-            raise _BlockError("12 liens au plus", "links")
+            raise _BlockError(N_("12 liens au plus"), "links")
         out["links"] = []
         for n, link in enumerate(links, 1):
             if not isinstance(link, Mapping):
-                raise _BlockError(f"le lien {n} doit avoir un réseau et une adresse", "links")
+                raise _BlockError(
+                    N_("le lien %(n)s doit avoir un réseau et une adresse", n=n), "links"
+                )
             network = clean_text(link.get("network")).lower()
             if network not in SOCIAL_NETWORKS:
                 raise _BlockError(
-                    f"réseau « {network[:30]} » inconnu (possibles : "
-                    + ", ".join(SOCIAL_NETWORKS)
-                    + ")",
+                    N_(
+                        "réseau « %(network)s » inconnu (possibles : %(allowed)s)",
+                        network=network[:30],
+                        allowed=", ".join(SOCIAL_NETWORKS),
+                    ),
                     "links",
                 )
-            url = check_url(link.get("url"), label=f"l'adresse du lien {n}")
+            url = check_url(link.get("url"), label=N_("l'adresse du lien %(n)s", n=n))
             out["links"].append({"network": network, "url": url})
     return out
 
@@ -210,22 +236,27 @@ def validate_blocks(
     if not blocks:
         raise DomainError("invalid_blocks", "Le message est vide : ajoutez au moins un bloc.")
     if len(blocks) > MAX_BLOCKS:
-        raise DomainError("invalid_blocks", f"Un message compte au plus {MAX_BLOCKS} blocs.")
+        raise DomainError(
+            "invalid_blocks",
+            "Un message compte au plus %(max)s blocs.",
+            params={"max": MAX_BLOCKS},
+        )
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, block in enumerate(blocks):
         btype = block.get("type") if isinstance(block, Mapping) else None
-        label = TYPE_LABELS.get(btype, "bloc") if isinstance(btype, str) else "bloc"
+        label = TYPE_LABELS.get(btype, N_("bloc")) if isinstance(btype, str) else N_("bloc")
         try:
             clean = _validate_one(block, kind)
             if btype in ("rsvp", "poll", "confirm") and btype in seen:
-                raise _BlockError("un seul bloc de ce type par message")
+                raise _BlockError(N_("un seul bloc de ce type par message"))
             if btype in ("event", "rsvp") and not has_event:
-                raise _BlockError("décrivez d'abord l'événement de l'invitation")
+                raise _BlockError(N_("décrivez d'abord l'événement de l'invitation"))
         except _BlockError as exc:
             raise DomainError(
                 "invalid_block",
-                f"Bloc {i + 1} ({label}) : {exc.message}.",
+                "Bloc %(n)s (%(label)s) : %(reason)s.",
+                params={"n": i + 1, "label": _msg(label), "reason": _msg(exc.message)},
                 block=i,
                 field=exc.field,
             ) from None
@@ -283,7 +314,9 @@ def normalise_branding(branding: Mapping[str, Any] | None) -> dict[str, Any]:
             return check_url(value)
         except _BlockError:
             raise DomainError(
-                "invalid_branding", f"Identité : l'adresse « {key} » doit être en http(s)."
+                "invalid_branding",
+                "Identité : l'adresse « %(key)s » doit être en http(s).",
+                params={"key": key},
             ) from None
 
     color = text("brand_color", 7) or DEFAULT_BRAND_COLOR

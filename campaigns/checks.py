@@ -1,6 +1,7 @@
 """Checks run before review: what a careful editor would flag in a message.
 
-Each finding is ``{"code", "level": "error"|"warning", "message" (French), "block"?}``,
+Each finding is ``{"code", "level": "error"|"warning", "message", "block"?}``, the message
+being a ``contacts.i18n.Message`` (French text that the web edge can translate),
 ``block`` being the 0-based index of the block concerned. Errors should stop a submission
 for review; warnings are advice. The checks read the raw blocks tolerantly (a draft may
 be incomplete), so they also serve while the officer is still typing.
@@ -19,6 +20,7 @@ from campaigns.blocks import (
 )
 from campaigns.markdown import markdown_links
 from campaigns.personalise import unresolved_placeholders
+from contacts.i18n import N_, Message
 
 MAX_SUBJECT_CHARS = 78
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -51,8 +53,9 @@ def _finding(code: str, level: str, message: str, block: int | None = None) -> F
     return out
 
 
-def _where(i: int, block: Mapping[str, Any]) -> str:
-    return f"Bloc {i + 1} ({TYPE_LABELS.get(str(block.get('type')), 'bloc')})"
+def _where(i: int, block: Mapping[str, Any]) -> Message:
+    label = TYPE_LABELS.get(str(block.get("type")), N_("bloc"))
+    return Message(N_("Bloc %(n)s (%(label)s)"), {"n": i + 1, "label": Message(label)})
 
 
 def _s(value: Any) -> str:
@@ -76,8 +79,12 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
                     _finding(
                         "missing_alt",
                         "error",
-                        f"{where} : ajoutez un texte alternatif décrivant l'image "
-                        "(lu par les lecteurs d'écran et affiché quand les images sont bloquées).",
+                        N_(
+                            "%(where)s : ajoutez un texte alternatif décrivant l'image "
+                            "(lu par les lecteurs d'écran et affiché quand les images sont "
+                            "bloquées).",
+                            where=where,
+                        ),
                         i,
                     )
                 )
@@ -88,21 +95,32 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
                     _finding(
                         "image_without_text",
                         "warning",
-                        f"{where} : l'image n'est accompagnée d'aucun texte ; beaucoup de "
-                        "messageries bloquent les images par défaut.",
+                        N_(
+                            "%(where)s : l'image n'est accompagnée d'aucun texte ; beaucoup de "
+                            "messageries bloquent les images par défaut.",
+                            where=where,
+                        ),
                         i,
                     )
                 )
         elif btype == "video" and not _s(block.get("caption")):
             found.append(
-                _finding("missing_alt", "error", f"{where} : ajoutez une légende à la vidéo.", i)
+                _finding(
+                    "missing_alt",
+                    "error",
+                    N_("%(where)s : ajoutez une légende à la vidéo.", where=where),
+                    i,
+                )
             )
         elif btype == "button":
             label = _s(block.get("label"))
             if not label:
                 found.append(
                     _finding(
-                        "empty_link_text", "error", f"{where} : le bouton n'a pas de libellé.", i
+                        "empty_link_text",
+                        "error",
+                        N_("%(where)s : le bouton n'a pas de libellé.", where=where),
+                        i,
                     )
                 )
             elif _is_vague(label):
@@ -110,8 +128,12 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
                     _finding(
                         "vague_link_text",
                         "warning",
-                        f"{where} : « {label} » ne dit pas où mène le lien ; préférez un libellé "
-                        "explicite (ex. « Consulter l'agenda »).",
+                        N_(
+                            "%(where)s : « %(label)s » ne dit pas où mène le lien ; préférez un "
+                            "libellé explicite (ex. « Consulter l'agenda »).",
+                            where=where,
+                            label=label,
+                        ),
                         i,
                     )
                 )
@@ -120,7 +142,10 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
                 if not link.text:
                     found.append(
                         _finding(
-                            "empty_link_text", "error", f"{where} : un lien n'a pas de texte.", i
+                            "empty_link_text",
+                            "error",
+                            N_("%(where)s : un lien n'a pas de texte.", where=where),
+                            i,
                         )
                     )
                 elif _is_vague(link.text):
@@ -128,8 +153,12 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
                         _finding(
                             "vague_link_text",
                             "warning",
-                            f"{where} : le lien « {link.text} » ne dit pas où il mène ; "
-                            "décrivez la destination dans le texte du lien.",
+                            N_(
+                                "%(where)s : le lien « %(text)s » ne dit pas où il mène ; "
+                                "décrivez la destination dans le texte du lien.",
+                                where=where,
+                                text=link.text,
+                            ),
                             i,
                         )
                     )
@@ -139,8 +168,10 @@ def check_blocks(blocks: Sequence[Any]) -> list[Finding]:
             _finding(
                 "images_only",
                 "warning",
-                "Le message ne contient que des images : ajoutez du texte, sans quoi il sera "
-                "vide pour qui bloque les images et plus souvent classé comme indésirable.",
+                N_(
+                    "Le message ne contient que des images : ajoutez du texte, sans quoi il sera "
+                    "vide pour qui bloque les images et plus souvent classé comme indésirable."
+                ),
             )
         )
     return found
@@ -151,14 +182,18 @@ def check_envelope(subject: str, preheader: str) -> list[Finding]:
     found: list[Finding] = []
     subject = _s(subject)
     if not subject:
-        found.append(_finding("missing_subject", "error", "Le message n'a pas d'objet."))
+        found.append(_finding("missing_subject", "error", N_("Le message n'a pas d'objet.")))
     elif len(subject) > MAX_SUBJECT_CHARS:
         found.append(
             _finding(
                 "subject_too_long",
                 "warning",
-                f"L'objet compte {len(subject)} caractères : au-delà de {MAX_SUBJECT_CHARS}, "
-                "il sera coupé dans la plupart des messageries (surtout sur téléphone).",
+                N_(
+                    "L'objet compte %(n)s caractères : au-delà de %(max)s, il sera coupé dans "
+                    "la plupart des messageries (surtout sur téléphone).",
+                    n=len(subject),
+                    max=MAX_SUBJECT_CHARS,
+                ),
             )
         )
     if not _s(preheader):
@@ -166,8 +201,10 @@ def check_envelope(subject: str, preheader: str) -> list[Finding]:
             _finding(
                 "missing_preheader",
                 "warning",
-                "Ajoutez un texte d'aperçu : il s'affiche après l'objet dans la boîte de "
-                "réception (sinon la messagerie montre le début du message).",
+                N_(
+                    "Ajoutez un texte d'aperçu : il s'affiche après l'objet dans la boîte de "
+                    "réception (sinon la messagerie montre le début du message)."
+                ),
             )
         )
     return found
@@ -180,22 +217,26 @@ def check_placeholders(
     fields = list(custom_fields)
     found: list[Finding] = []
 
-    def report(text: str, where: str, block: int | None) -> None:
+    def report(text: str, where: Message, block: int | None) -> None:
         for frag in unresolved_placeholders(text, fields):
             found.append(
                 _finding(
                     "unresolved_placeholder",
                     "warning",
-                    f"{where} : « {frag[:60]} » n'est pas une variable connue et s'affichera "
-                    "tel quel (variables possibles : {{ first_name }}, {{ last_name }}"
-                    + "".join(f", {{{{ {f} }}}}" for f in fields)
-                    + ").",
+                    N_(
+                        "%(where)s : « %(text)s » n'est pas une variable connue et s'affichera "
+                        "tel quel (variables possibles : {{ first_name }}, {{ last_name }}"
+                        "%(fields)s).",
+                        where=where,
+                        text=frag[:60],
+                        fields="".join(f", {{{{ {f} }}}}" for f in fields),
+                    ),
                     block,
                 )
             )
 
-    report(_s(subject), "Objet", None)
-    report(_s(preheader), "Texte d'aperçu", None)
+    report(_s(subject), Message(N_("Objet")), None)
+    report(_s(preheader), Message(N_("Texte d'aperçu")), None)
     for i, block in enumerate(blocks or []):
         if not isinstance(block, Mapping):
             continue
@@ -213,8 +254,11 @@ def check_html(html: str) -> list[Finding]:
             _finding(
                 "html_too_heavy",
                 "warning",
-                f"Le message pèse {size // 1024} Ko : au-delà de 102 Ko, Gmail le coupe et "
-                "masque la fin (dont le lien de désinscription). Raccourcissez-le.",
+                N_(
+                    "Le message pèse %(kb)s Ko : au-delà de 102 Ko, Gmail le coupe et masque la "
+                    "fin (dont le lien de désinscription). Raccourcissez-le.",
+                    kb=size // 1024,
+                ),
             )
         ]
     return []
@@ -225,7 +269,7 @@ def check_contrast(branding: Mapping[str, Any] | None) -> list[Finding]:
     color = str((branding or {}).get("brand_color") or DEFAULT_BRAND_COLOR)
     if not _HEX_RE.match(color):
         return [
-            _finding("invalid_color", "error", "La couleur de la charte doit s'écrire #rrggbb.")
+            _finding("invalid_color", "error", N_("La couleur de la charte doit s'écrire #rrggbb."))
         ]
     ratio = contrast_ratio(color, "#ffffff")
     if ratio < MIN_CONTRAST:
@@ -233,9 +277,14 @@ def check_contrast(branding: Mapping[str, Any] | None) -> list[Finding]:
             _finding(
                 "low_contrast",
                 "warning",
-                f"Le texte blanc des boutons sur la couleur {color} est peu lisible "
-                f"(contraste {ratio:.1f}:1, il faut au moins {MIN_CONTRAST}:1). "
-                "Choisissez une couleur plus foncée.",
+                N_(
+                    "Le texte blanc des boutons sur la couleur %(color)s est peu lisible "
+                    "(contraste %(ratio)s:1, il faut au moins %(min)s:1). "
+                    "Choisissez une couleur plus foncée.",
+                    color=color,
+                    ratio=f"{ratio:.1f}",
+                    min=MIN_CONTRAST,
+                ),
             )
         ]
     return []

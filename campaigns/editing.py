@@ -50,6 +50,7 @@ from campaigns.compose import (
 from campaigns.mjml import MjmlError, MjmlResult
 from campaigns.models import Campaign, CampaignKind, CampaignLink, CampaignStatus
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
+from contacts.i18n import N_, join_messages
 from contacts.models import MailingList, Organisation, Segment
 
 log = logging.getLogger(__name__)
@@ -126,25 +127,43 @@ def custom_fields_for(org_id: int, list_ids: Iterable[int]) -> list[str]:
 # -------------------------------------------------------------------------- validation
 
 
-def _ids(org_id: int, value: Any, model: type, what: str, key: str) -> list[int]:
+_LIST_MESSAGES = {
+    "too_many": N_("%(max)s listes au plus par campagne."),
+    "missing": N_("Liste introuvable (n° %(id)s)."),
+}
+_SEGMENT_MESSAGES = {
+    "too_many": N_("%(max)s segments au plus par campagne."),
+    "missing": N_("Segment introuvable (n° %(id)s)."),
+}
+
+
+def _ids(org_id: int, value: Any, model: type, what: Mapping[str, str], key: str) -> list[int]:
     if value is None:
         return []
     if not isinstance(value, list | tuple):
-        raise DomainError("invalid_" + key, f"« {key} » doit être une liste d'identifiants.")
+        raise DomainError(
+            "invalid_" + key, "« %(key)s » doit être une liste d'identifiants.", params={"key": key}
+        )
     ids: list[int] = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, int | str):
-            raise DomainError("invalid_" + key, f"« {key} » doit être une liste d'identifiants.")
+            raise DomainError(
+                "invalid_" + key,
+                "« %(key)s » doit être une liste d'identifiants.",
+                params={"key": key},
+            )
         try:
             number = int(item)
         except ValueError:
             raise DomainError(
-                "invalid_" + key, f"« {key} » doit être une liste d'identifiants."
+                "invalid_" + key,
+                "« %(key)s » doit être une liste d'identifiants.",
+                params={"key": key},
             ) from None
         if number not in ids:
             ids.append(number)
     if len(ids) > MAX_TARGETS:
-        raise DomainError("invalid_" + key, f"{MAX_TARGETS} {what}s au plus par campagne.")
+        raise DomainError("invalid_" + key, what["too_many"], params={"max": MAX_TARGETS})
     if ids:
         found = set(
             db.session.scalars(
@@ -153,30 +172,34 @@ def _ids(org_id: int, value: Any, model: type, what: str, key: str) -> list[int]
         )
         missing = [i for i in ids if i not in found]
         if missing:
-            raise DomainError(
-                "not_found", f"{what.capitalize()} introuvable (n° {missing[0]}).", status=404
-            )
+            raise DomainError("not_found", what["missing"], status=404, params={"id": missing[0]})
     return ids
 
 
 def check_list_ids(org_id: int, value: Any) -> list[int]:
     """Ids of the body's lists; 400 when malformed, 404 when one is unknown or foreign."""
-    return _ids(org_id, value, MailingList, "liste", "list_ids")
+    return _ids(org_id, value, MailingList, _LIST_MESSAGES, "list_ids")
 
 
 def check_segment_ids(org_id: int, value: Any) -> list[int]:
     """Ids of the body's segments; 400 when malformed, 404 when one is unknown or foreign."""
-    return _ids(org_id, value, Segment, "segment", "segment_ids")
+    return _ids(org_id, value, Segment, _SEGMENT_MESSAGES, "segment_ids")
 
 
 def _line(value: Any, limit: int, label: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DomainError("invalid_" + label, f"« {label} » doit être un texte.")
+        raise DomainError(
+            "invalid_" + label, "« %(key)s » doit être un texte.", params={"key": label}
+        )
     text = clean_line(value, limit + 1)
     if len(text) > limit:
-        raise DomainError("invalid_" + label, f"« {label} » dépasse {limit} caractères.")
+        raise DomainError(
+            "invalid_" + label,
+            "« %(key)s » dépasse %(max)s caractères.",
+            params={"key": label, "max": limit},
+        )
     return text
 
 
@@ -580,7 +603,7 @@ def campaign_checks(
             {
                 "code": "no_audience",
                 "level": "error",
-                "message": "Choisissez au moins une liste de destinataires.",
+                "message": N_("Choisissez au moins une liste de destinataires."),
             }
         )
     has_confirm = any(
@@ -591,8 +614,10 @@ def campaign_checks(
             {
                 "code": "no_confirm_button",
                 "level": "error",
-                "message": "Une demande de reconsentement doit contenir le bouton de "
-                "confirmation : sans lui, personne ne peut confirmer son inscription.",
+                "message": N_(
+                    "Une demande de reconsentement doit contenir le bouton de "
+                    "confirmation : sans lui, personne ne peut confirmer son inscription."
+                ),
             }
         )
     elif has_confirm and not campaign.is_repermission:
@@ -600,8 +625,10 @@ def campaign_checks(
             {
                 "code": "confirm_outside_repermission",
                 "level": "warning",
-                "message": "Le bouton de confirmation n'a de sens que dans une campagne de "
-                "reconsentement : les destinataires de celle-ci sont déjà inscrits.",
+                "message": N_(
+                    "Le bouton de confirmation n'a de sens que dans une campagne de "
+                    "reconsentement : les destinataires de celle-ci sont déjà inscrits."
+                ),
             }
         )
     if not org.from_address:
@@ -609,8 +636,9 @@ def campaign_checks(
             {
                 "code": "no_sender",
                 "level": "error",
-                "message": "L'organisme n'a pas d'adresse d'expédition : renseignez-la dans "
-                "Paramètres.",
+                "message": N_(
+                    "L'organisme n'a pas d'adresse d'expédition : renseignez-la dans Paramètres."
+                ),
             }
         )
     if campaign.kind == CampaignKind.INVITATION and campaign.event:
@@ -621,7 +649,7 @@ def campaign_checks(
                 {
                     "code": "event_past",
                     "level": "error",
-                    "message": "L'événement a déjà commencé : changez ses dates.",
+                    "message": N_("L'événement a déjà commencé : changez ses dates."),
                 }
             )
         elif info.rsvp_deadline and info.rsvp_deadline <= current:
@@ -629,8 +657,10 @@ def campaign_checks(
                 {
                     "code": "rsvp_deadline_past",
                     "level": "warning",
-                    "message": "La date limite de réponse est passée : personne ne pourra "
-                    "répondre à l'invitation.",
+                    "message": N_(
+                        "La date limite de réponse est passée : personne ne pourra "
+                        "répondre à l'invitation."
+                    ),
                 }
             )
     return found
@@ -654,8 +684,8 @@ def submit_campaign(
             errors = [f for f in found if f["level"] == "error"]
             raise DomainError(
                 "checks_failed",
-                "La campagne ne peut pas partir en relecture : "
-                + " ".join(f["message"] for f in errors[:3]),
+                "La campagne ne peut pas partir en relecture : %(problems)s",
+                params={"problems": join_messages(f["message"] for f in errors[:3])},
                 checks=found,
             )
     return workflow.transition(org_id, campaign, S.IN_REVIEW, user_id, role, comment)
@@ -683,8 +713,8 @@ def approve_campaign(
             errors = [f for f in found if f["level"] == "error"]
             raise DomainError(
                 "checks_failed",
-                "La campagne ne peut pas être approuvée en l'état : "
-                + " ".join(f["message"] for f in errors[:3]),
+                "La campagne ne peut pas être approuvée en l'état : %(problems)s",
+                params={"problems": join_messages(f["message"] for f in errors[:3])},
                 checks=found,
             )
     return workflow.approve_campaign(org_id, campaign, user_id, role, comment, version=version)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from contacts.db import DomainError
+from contacts.i18n import N_, Message
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_TITLE = 200
@@ -66,6 +67,7 @@ class EventInfo:
 
 
 def _err(code: str, message: str, field: str) -> DomainError:
+    """``message``: an ``N_`` msgid or a ``Message`` (``label`` parameters are Messages too)."""
     return DomainError(code, message, field=field)
 
 
@@ -81,12 +83,19 @@ def _parse_when(value: Any, field: str, label: str) -> dt.datetime:
         except ValueError:
             raise _err(
                 "invalid_event",
-                f"Événement : {label} n'est pas une date valide "
-                "(format attendu : 2025-06-12T18:30, heure de Paris).",
+                N_(
+                    "Événement : %(label)s n'est pas une date valide "
+                    "(format attendu : 2025-06-12T18:30, heure de Paris).",
+                    label=Message(label),
+                ),
                 field,
             ) from None
     else:
-        raise _err("invalid_event", f"Événement : {label} est obligatoire.", field)
+        raise _err(
+            "invalid_event",
+            N_("Événement : %(label)s est obligatoire.", label=Message(label)),
+            field,
+        )
     if when.tzinfo is None:
         when = when.replace(tzinfo=PARIS)
     return when
@@ -96,9 +105,19 @@ def _text(event: Mapping[str, Any], field: str, label: str, limit: int) -> str:
     value = event.get(field)
     text = " ".join(str(value).split()) if value is not None else ""
     if not text:
-        raise _err("invalid_event", f"Événement : {label} est obligatoire.", field)
+        raise _err(
+            "invalid_event",
+            N_("Événement : %(label)s est obligatoire.", label=Message(label)),
+            field,
+        )
     if len(text) > limit:
-        raise _err("invalid_event", f"Événement : {label} dépasse {limit} caractères.", field)
+        raise _err(
+            "invalid_event",
+            N_(
+                "Événement : %(label)s dépasse %(max)s caractères.", label=Message(label), max=limit
+            ),
+            field,
+        )
     return text
 
 
@@ -108,25 +127,27 @@ def parse_event(event: Mapping[str, Any] | None) -> EventInfo:
         raise DomainError(
             "event_required", "Une invitation doit décrire son événement (titre, dates, lieu)."
         )
-    title = _text(event, "title", "le titre", MAX_TITLE)
-    location = _text(event, "location", "le lieu", MAX_LOCATION)
-    starts = _parse_when(event.get("starts_at"), "starts_at", "la date de début")
-    ends = _parse_when(event.get("ends_at"), "ends_at", "la date de fin")
+    title = _text(event, "title", N_("le titre"), MAX_TITLE)
+    location = _text(event, "location", N_("le lieu"), MAX_LOCATION)
+    starts = _parse_when(event.get("starts_at"), "starts_at", N_("la date de début"))
+    ends = _parse_when(event.get("ends_at"), "ends_at", N_("la date de fin"))
     if ends <= starts:
-        raise _err("invalid_event", "Événement : la fin doit être après le début.", "ends_at")
+        raise _err("invalid_event", N_("Événement : la fin doit être après le début."), "ends_at")
     if ends - starts > dt.timedelta(days=31):
         raise _err(
             "invalid_event",
-            "Événement : un événement ne peut pas durer plus de 31 jours.",
+            N_("Événement : un événement ne peut pas durer plus de 31 jours."),
             "ends_at",
         )
     deadline = None
     if event.get("rsvp_deadline") not in (None, ""):
-        deadline = _parse_when(event["rsvp_deadline"], "rsvp_deadline", "la date limite de réponse")
+        deadline = _parse_when(
+            event["rsvp_deadline"], "rsvp_deadline", N_("la date limite de réponse")
+        )
         if deadline > starts:
             raise _err(
                 "invalid_event",
-                "Événement : la date limite de réponse doit précéder le début de l'événement.",
+                N_("Événement : la date limite de réponse doit précéder le début de l'événement."),
                 "rsvp_deadline",
             )
     capacity = event.get("capacity")
@@ -142,7 +163,7 @@ def parse_event(event: Mapping[str, Any] | None) -> EventInfo:
         if not 1 <= capacity <= 1_000_000:
             raise _err(
                 "invalid_event",
-                "Événement : la capacité doit être un nombre entier de places (au moins 1).",
+                N_("Événement : la capacité doit être un nombre entier de places (au moins 1)."),
                 "capacity",
             )
     map_url = str(event.get("map_url") or "").strip()
@@ -151,7 +172,7 @@ def parse_event(event: Mapping[str, Any] | None) -> EventInfo:
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in map_url:
             raise _err(
                 "invalid_event",
-                "Événement : le lien du plan doit être une adresse http(s).",
+                N_("Événement : le lien du plan doit être une adresse http(s)."),
                 "map_url",
             )
     return EventInfo(title, starts, ends, location, map_url, deadline, capacity)

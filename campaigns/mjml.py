@@ -38,8 +38,11 @@ START_TIMEOUT = 15.0
 class MjmlError(DomainError):
     """The e-mail could not be laid out; ``code`` says why (unavailable, timeout, …)."""
 
-    def __init__(self, code: str, message: str, **details: object) -> None:
-        super().__init__(code, message, status=503 if code != "mjml_invalid" else 400, **details)
+    def __init__(
+        self, code: str, message: str, *, params: dict | None = None, **details: object
+    ) -> None:
+        status = 503 if code != "mjml_invalid" else 400
+        super().__init__(code, message, status, params=params, **details)
 
 
 @dataclass(frozen=True)
@@ -239,8 +242,9 @@ class MjmlServer:
                     self.restarts += 1
                     raise MjmlError(
                         "mjml_timeout",
-                        f"La mise en page du message a dépassé {limit:g} s ; elle a été "
+                        "La mise en page du message a dépassé %(seconds)s s ; elle a été "
                         "interrompue. Réessayez ou simplifiez le message.",
+                        params={"seconds": f"{limit:g}"},
                     ) from None
                 if line is None:  # EOF: the process died mid-call
                     detail = " ".join(self._stderr)[-300:]
@@ -262,7 +266,11 @@ class MjmlServer:
         """Compile one MJML document; raises :class:`MjmlError` on crash or timeout."""
         answer = self.request({"mjml": mjml}, timeout)
         if "error" in answer:
-            raise MjmlError("mjml_invalid", f"Mise en page impossible : {answer['error'][:300]}")
+            raise MjmlError(
+                "mjml_invalid",
+                "Mise en page impossible : %(error)s",
+                params={"error": answer["error"][:300]},
+            )
         raw = list(answer.get("errors") or [])
         return MjmlResult(answer.get("html", ""), [translate_error(e) for e in raw], raw)
 
@@ -315,12 +323,15 @@ def compile_with_cli(
         )
     except subprocess.TimeoutExpired:
         raise MjmlError(
-            "mjml_timeout", f"La mise en page du message a dépassé {timeout:g} s."
+            "mjml_timeout",
+            "La mise en page du message a dépassé %(seconds)s s.",
+            params={"seconds": f"{timeout:g}"},
         ) from None
     if done.returncode != 0 and not done.stdout:
         raise MjmlError(
             "mjml_invalid",
-            "Mise en page impossible : " + done.stderr.decode("utf-8", "replace")[:300],
+            "Mise en page impossible : %(error)s",
+            params={"error": done.stderr.decode("utf-8", "replace")[:300]},
         )
     errors = []
     for line in done.stderr.decode("utf-8", "replace").splitlines():

@@ -38,6 +38,7 @@ from campaigns.personalise import (
 )
 from contacts.db import DomainError, db, get_scoped
 from contacts.emails import InvalidEmail, clean_email_text, validate_email
+from contacts.i18n import Message
 from contacts.models import Contact, Organisation, Subscription
 
 MAX_TEST_RECIPIENTS = 5
@@ -130,14 +131,17 @@ def clean_test_recipients(emails: Any) -> list[str]:
             address = validate_email(clean_email_text(raw))
         except InvalidEmail as exc:
             raise DomainError(
-                "invalid_emails", f"Adresse « {raw[:80]} » refusée : {exc.reason}."
+                "invalid_emails",
+                "Adresse « %(email)s » refusée : %(reason)s.",
+                params={"email": raw[:80], "reason": Message(exc.reason)},
             ) from None
         if address not in found:
             found.append(address)
     if len(found) > MAX_TEST_RECIPIENTS:
         raise DomainError(
             "too_many_emails",
-            f"Un envoi de test part vers {MAX_TEST_RECIPIENTS} adresses au plus.",
+            "Un envoi de test part vers %(max)s adresses au plus.",
+            params={"max": MAX_TEST_RECIPIENTS},
         )
     return found
 

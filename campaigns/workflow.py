@@ -33,6 +33,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from campaigns.models import Campaign, CampaignStatus, CampaignTransition
 from contacts.db import DomainError, db
+from contacts.i18n import N_, Message
 
 S = CampaignStatus
 
@@ -77,15 +78,15 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 STATUS_WORDS = {
-    S.DRAFT: "brouillon",
-    S.IN_REVIEW: "en relecture",
-    S.APPROVED: "approuvée",
-    S.SCHEDULED: "programmée",
-    S.SENDING: "en cours d'envoi",
-    S.PAUSED: "en pause",
-    S.SENT: "envoyée",
-    S.CANCELLED: "annulée",
-    S.HELD: "en attente de confirmation",
+    S.DRAFT: N_("brouillon"),
+    S.IN_REVIEW: N_("en relecture"),
+    S.APPROVED: N_("approuvée"),
+    S.SCHEDULED: N_("programmée"),
+    S.SENDING: N_("en cours d'envoi"),
+    S.PAUSED: N_("en pause"),
+    S.SENT: N_("envoyée"),
+    S.CANCELLED: N_("annulée"),
+    S.HELD: N_("en attente de confirmation"),
 }
 
 
@@ -99,8 +100,8 @@ def next_statuses(status: str, role: str) -> list[str]:
     return [to for (from_, to), roles in TRANSITIONS.items() if from_ == status and role in roles]
 
 
-def _word(status: str) -> str:
-    return STATUS_WORDS.get(status, status)  # type: ignore[call-overload]
+def _word(status: str) -> Message:
+    return Message(STATUS_WORDS.get(status, status))  # type: ignore[call-overload]
 
 
 def transition(
@@ -127,7 +128,8 @@ def transition(
     if not roles:
         raise DomainError(
             "invalid_transition",
-            f"Une campagne « {_word(from_status)} » ne peut pas passer à « {_word(to_status)} ».",
+            "Une campagne « %(from)s » ne peut pas passer à « %(to)s ».",
+            params={"from": _word(from_status), "to": _word(to_status)},
             status=409,
             from_status=from_status,
             to_status=to_status,
@@ -135,8 +137,8 @@ def transition(
     if role not in roles:
         raise DomainError(
             "forbidden",
-            f"Votre rôle ne permet pas de faire passer une campagne de « {_word(from_status)} » "
-            f"à « {_word(to_status)} ».",
+            "Votre rôle ne permet pas de faire passer une campagne de « %(from)s » à « %(to)s ».",
+            params={"from": _word(from_status), "to": _word(to_status)},
             status=403,
         )
     comment = (comment or "").strip()[:5000]

@@ -24,6 +24,8 @@ import unicodedata
 import email_validator
 from email_validator import EmailNotValidError
 
+from contacts.i18n import N_, Message
+
 MAX_EMAIL_LENGTH = 254
 """RFC 5321 path limit (256) minus the angle brackets; email-validator enforces the same."""
 
@@ -38,7 +40,11 @@ _DISPLAY_FORM = re.compile(r"^[^<>@]*<([^<>]*)>$")
 
 
 class InvalidEmail(ValueError):
-    """An address that cannot be used, with a reason a person can act on (in French)."""
+    """An address that cannot be used, with a reason a person can act on (in French).
+
+    ``reason`` is a French msgid or a ``contacts.i18n.Message``: pass it on as a parameter
+    wrapped in ``Message(exc.reason)`` so that the web edge can translate it.
+    """
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
@@ -71,17 +77,21 @@ def validate_email(value: str, *, check_deliverability: bool = False) -> str:
     (DNS) is checked only when asked, since it needs the network and takes seconds.
     """
     if not value:
-        raise InvalidEmail("Adresse e-mail manquante")
+        raise InvalidEmail(N_("Adresse e-mail manquante"))
     if len(value) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(
-            f"Adresse trop longue ({len(value)} caractères, {MAX_EMAIL_LENGTH} au maximum)"
+            N_(
+                "Adresse trop longue (%(n)s caractères, %(max)s au maximum)",
+                n=len(value),
+                max=MAX_EMAIL_LENGTH,
+            )
         )
     if value.count("@") > 1 and any(sep in value for sep in ";, "):
-        raise InvalidEmail("Plusieurs adresses dans la même cellule : une seule par ligne")
+        raise InvalidEmail(N_("Plusieurs adresses dans la même cellule : une seule par ligne"))
     if " " in value or not value.isprintable():
         if any(ch.isspace() for ch in value):
-            raise InvalidEmail("Adresse invalide : elle contient une espace")
-        raise InvalidEmail("Adresse invalide : caractères non autorisés")
+            raise InvalidEmail(N_("Adresse invalide : elle contient une espace"))
+        raise InvalidEmail(N_("Adresse invalide : caractères non autorisés"))
     try:
         checked = email_validator.validate_email(value, check_deliverability=check_deliverability)
     except EmailNotValidError as exc:
@@ -129,37 +139,40 @@ def to_ascii_email(email: str) -> str:
 
 # email-validator's messages (v2) → plain French, most specific first.
 _REASONS: tuple[tuple[str, str], ...] = (
-    ("must have an @-sign", "il manque le signe @"),
-    ("full-width", "le signe @ utilisé n'est pas le bon caractère"),
-    ("small commercial at", "le signe @ utilisé n'est pas le bon caractère"),
-    ("something before the @-sign", "rien avant le signe @"),
-    ("something after the @-sign", "rien après le signe @"),
-    ("too long", "adresse trop longue"),
-    ("should have a period", "le nom de domaine après le @ est incomplet (ex. : mairie.fr)"),
-    ("not within a valid top-level domain", "le nom de domaine après le @ est incomplet"),
-    ("special-use or reserved", "ce nom de domaine est réservé et ne reçoit pas de courriel"),
-    ("two periods in a row", "deux points se suivent"),
-    ("cannot start with a period", "l'adresse commence par un point"),
-    ("period immediately before the @-sign", "un point juste avant le @"),
-    ("period immediately after the @-sign", "un point juste après le @"),
-    ("cannot end with a period", "l'adresse finit par un point"),
-    ("period and a hyphen", "un point et un tiret se suivent"),
-    ("hyphen", "un tiret mal placé dans le nom de domaine"),
-    ("two dashes", "deux tirets mal placés dans le nom de domaine"),
-    ("quot", "les guillemets ne sont pas acceptés"),
-    ("display name", "indiquez seulement l'adresse, sans nom ni chevrons < >"),
-    ("angle bracket", "indiquez seulement l'adresse, sans nom ni chevrons < >"),
-    ("bracket", "une adresse IP à la place du nom de domaine n'est pas acceptée"),
-    ("IDNA", "nom de domaine international invalide"),
-    ("does not exist", "ce nom de domaine n'existe pas"),
-    ("does not accept email", "ce nom de domaine ne reçoit pas de courriel"),
-    ("does not send email", "ce nom de domaine ne reçoit pas de courriel"),
-    ("error while checking", "le nom de domaine n'a pas pu être vérifié"),
-    ("characters before the @-sign", "caractères non autorisés avant le @"),
-    ("characters after the @-sign", "caractères non autorisés après le @"),
-    ("part after the @-sign contains invalid characters", "caractères non autorisés après le @"),
-    ("unsafe characters", "caractères non autorisés"),
-    ("invalid character", "caractères non autorisés"),
+    ("must have an @-sign", N_("il manque le signe @")),
+    ("full-width", N_("le signe @ utilisé n'est pas le bon caractère")),
+    ("small commercial at", N_("le signe @ utilisé n'est pas le bon caractère")),
+    ("something before the @-sign", N_("rien avant le signe @")),
+    ("something after the @-sign", N_("rien après le signe @")),
+    ("too long", N_("adresse trop longue")),
+    ("should have a period", N_("le nom de domaine après le @ est incomplet (ex. : mairie.fr)")),
+    ("not within a valid top-level domain", N_("le nom de domaine après le @ est incomplet")),
+    ("special-use or reserved", N_("ce nom de domaine est réservé et ne reçoit pas de courriel")),
+    ("two periods in a row", N_("deux points se suivent")),
+    ("cannot start with a period", N_("l'adresse commence par un point")),
+    ("period immediately before the @-sign", N_("un point juste avant le @")),
+    ("period immediately after the @-sign", N_("un point juste après le @")),
+    ("cannot end with a period", N_("l'adresse finit par un point")),
+    ("period and a hyphen", N_("un point et un tiret se suivent")),
+    ("hyphen", N_("un tiret mal placé dans le nom de domaine")),
+    ("two dashes", N_("deux tirets mal placés dans le nom de domaine")),
+    ("quot", N_("les guillemets ne sont pas acceptés")),
+    ("display name", N_("indiquez seulement l'adresse, sans nom ni chevrons < >")),
+    ("angle bracket", N_("indiquez seulement l'adresse, sans nom ni chevrons < >")),
+    ("bracket", N_("une adresse IP à la place du nom de domaine n'est pas acceptée")),
+    ("IDNA", N_("nom de domaine international invalide")),
+    ("does not exist", N_("ce nom de domaine n'existe pas")),
+    ("does not accept email", N_("ce nom de domaine ne reçoit pas de courriel")),
+    ("does not send email", N_("ce nom de domaine ne reçoit pas de courriel")),
+    ("error while checking", N_("le nom de domaine n'a pas pu être vérifié")),
+    ("characters before the @-sign", N_("caractères non autorisés avant le @")),
+    ("characters after the @-sign", N_("caractères non autorisés après le @")),
+    (
+        "part after the @-sign contains invalid characters",
+        N_("caractères non autorisés après le @"),
+    ),
+    ("unsafe characters", N_("caractères non autorisés")),
+    ("invalid character", N_("caractères non autorisés")),
 )
 
 
@@ -167,5 +180,5 @@ def translate_reason(message: str) -> str:
     """email-validator's English message as a short French reason a person can act on."""
     for needle, french in _REASONS:
         if needle in message:
-            return f"Adresse invalide : {french}"
-    return "Adresse invalide"
+            return N_("Adresse invalide : %(reason)s", reason=Message(french))
+    return N_("Adresse invalide")

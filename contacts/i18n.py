@@ -14,7 +14,7 @@ so the edge can translate the id first and fill it in afterwards. A parameter th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -32,7 +32,17 @@ class Message(str):
         return self
 
 
-def N_(text: str, **params: Any) -> str:
+def N_(text: str, /, **params: Any) -> str:
     """Mark ``text`` as a French message id, returned as it is or, given ``params``, as a
     :class:`Message` (``N_("%(n)s règles au plus.", n=20)``); the edge translates it."""
     return Message(text, params) if params else text
+
+
+def join_messages(parts: Iterable[str], sep: str = " ") -> Message:
+    """Several messages as one parameter (``"%(problems)s"``), each translated at the edge.
+
+    The joined id is made of placeholders only, so it is not in the catalogue and comes back
+    unchanged; the parts are what gets translated.
+    """
+    params = {f"p{i}": p if isinstance(p, Message) else Message(p) for i, p in enumerate(parts)}
+    return Message(sep.join(f"%({key})s" for key in params), params)

@@ -275,7 +275,7 @@ def campaign_checks(campaign_id: int):
     campaign = campaign_or_404(campaign_id)
     found = editing.campaign_checks(org_id(), campaign)
     db.session.commit()
-    return {"checks": found, "can_submit": not has_errors(found)}
+    return {"checks": translate_all(found), "can_submit": not has_errors(found)}
 
 
 @bp.post("/campaigns/<int:campaign_id>/test-send")
