@@ -19,6 +19,7 @@ from contacts.db import db
 from contacts.models import Organisation
 from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
 from webapp.extensions import limiter
+from webapp.i18n import translate_all
 from webapp.models import User
 
 READ = ("officer", "director", "admin")
