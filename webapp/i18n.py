@@ -87,6 +87,11 @@ def translate(message: Any, params: Mapping[str, Any] | None = None) -> str:
         return message % values
 
 
+def translate_labels(labels: Mapping[Any, Any]) -> dict[Any, str]:
+    """A label table from the domain (values marked with ``N_``) in the reader's language."""
+    return {key: translate(value) for key, value in labels.items()}
+
+
 def translate_all(value: Any) -> Any:
     """``value`` with every ``Message`` inside (lists, dicts) translated: for JSON details."""
     if isinstance(value, Message):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.benchmark.indicators import IndicatorMap
+from contacts.i18n import N_
 
 ALL = "*"
 DIMENSIONS = ("kind", "band", "region", "role")
@@ -37,23 +38,23 @@ TABLES: tuple[tuple[str, ...], ...] = (
     ("role",),
 )
 DIMENSION_LABELS = {
-    "kind": "Type d'organisme",
-    "band": "Strate de population",
-    "region": "Région",
-    "role": "Rôle du répondant",
+    "kind": N_("Type d'organisme"),
+    "band": N_("Strate de population"),
+    "region": N_("Région"),
+    "role": N_("Rôle du répondant"),
 }
 POPULATION_BANDS: tuple[tuple[str, str, int, int | None], ...] = (
-    ("lt2k", "Moins de 2 000 habitants", 0, 2_000),
-    ("2k-10k", "De 2 000 à 9 999 habitants", 2_000, 10_000),
-    ("10k-50k", "De 10 000 à 49 999 habitants", 10_000, 50_000),
-    ("50k-200k", "De 50 000 à 199 999 habitants", 50_000, 200_000),
-    ("200k+", "200 000 habitants et plus", 200_000, None),
+    ("lt2k", N_("Moins de 2 000 habitants"), 0, 2_000),
+    ("2k-10k", N_("De 2 000 à 9 999 habitants"), 2_000, 10_000),
+    ("10k-50k", N_("De 10 000 à 49 999 habitants"), 10_000, 50_000),
+    ("50k-200k", N_("De 50 000 à 199 999 habitants"), 50_000, 200_000),
+    ("200k+", N_("200 000 habitants et plus"), 200_000, None),
 )
 BAND_UNKNOWN = "na"
 BAND_LABELS = {code: label for code, label, _, _ in POPULATION_BANDS} | {
-    BAND_UNKNOWN: "Population non renseignée"
+    BAND_UNKNOWN: N_("Population non renseignée")
 }
-ROLE_LABELS = {"agent": "Agents", "elected": "Élus"}
+ROLE_LABELS = {"agent": N_("Agents"), "elected": N_("Élus")}
 STAT_COLUMNS = ["n", "sum", "top", "mean", "median", "q1", "q3"]
 
 

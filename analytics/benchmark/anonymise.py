@@ -77,7 +77,8 @@ class Policy:
         if not isinstance(self.k, int) or self.k < MIN_K:
             raise DomainError(
                 "benchmark_threshold",
-                f"Le seuil de diffusion ne peut pas être inférieur à {MIN_K} organismes.",
+                "Le seuil de diffusion ne peut pas être inférieur à %(min)s organismes.",
+                params={"min": MIN_K},
             )
         if not 0.5 <= self.dominance < 1:
             raise DomainError(

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from analytics.benchmark.models import BaselineEdition, BaselineValue
 from contacts.db import DomainError, db
+from contacts.i18n import N_, join_messages
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_FILE = DATA_DIR / "sector-baselines-2010.csv"
@@ -193,7 +194,7 @@ def _decode(data: bytes | str) -> str:
     if isinstance(data, str):
         return data.removeprefix("\ufeff")
     if len(data) > MAX_BYTES:
-        raise _refuse([f"Fichier trop volumineux : {MAX_BYTES // 1000} ko au plus."])
+        raise _refuse([N_("Fichier trop volumineux : %(max)s ko au plus.", max=MAX_BYTES // 1000)])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -202,7 +203,10 @@ def _decode(data: bytes | str) -> str:
 
 def _refuse(problems: list[str]) -> DomainError:
     return DomainError(
-        "baseline_invalid", "Fichier de référence invalide : " + " ".join(problems), errors=problems
+        "baseline_invalid",
+        "Fichier de référence invalide : %(problems)s",
+        params={"problems": join_messages(problems)},
+        errors=problems,
     )
 
 
@@ -269,7 +273,10 @@ def import_baseline_edition(
     ).first()
     if exists is not None:
         raise DomainError(
-            "baseline_exists", f"Une édition de référence « {table.code} » existe déjà.", status=409
+            "baseline_exists",
+            "Une édition de référence « %(code)s » existe déjà.",
+            status=409,
+            params={"code": table.code},
         )
     return _store(table, is_shipped=False, user_id=user_id), table.warnings
 

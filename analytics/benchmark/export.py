@@ -56,6 +56,7 @@ from analytics.benchmark.indicators import OBSERVED_LABELS
 from analytics.benchmark.survey import indicator_catalogue
 from analytics.benchmark.xlsx import write_xlsx
 from contacts.db import DomainError
+from contacts.i18n import N_
 from contacts.spreadsheet import safe_cell
 
 FORMATS = ("csv", "json", "xlsx")
@@ -65,17 +66,20 @@ CONTENT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 KIND_LABELS = {
-    "commune": "Communes",
-    "intercommunalite": "Intercommunalités",
-    "departement": "Départements",
-    "region": "Régions",
-    "association": "Associations",
-    "syndicat_mixte": "Syndicats mixtes",
-    "agence": "Agences",
-    "service_etat": "Services de l'État",
-    "other": "Autres organismes",
+    "commune": N_("Communes"),
+    "intercommunalite": N_("Intercommunalités"),
+    "departement": N_("Départements"),
+    "region": N_("Régions"),
+    "association": N_("Associations"),
+    "syndicat_mixte": N_("Syndicats mixtes"),
+    "agence": N_("Agences"),
+    "service_etat": N_("Services de l'État"),
+    "other": N_("Autres organismes"),
 }
-UNIT_LABELS = {"share": "part des organismes (%)", "pct": "moyenne des pourcentages déclarés"}
+UNIT_LABELS = {
+    "share": N_("part des organismes (%)"),
+    "pct": N_("moyenne des pourcentages déclarés"),
+}
 SECRET = "secret"
 COLUMNS = [
     "indicateur",

@@ -34,24 +34,25 @@ from analytics.benchmark.export import KIND_LABELS
 from analytics.benchmark.indicators import declared_vs_observed
 from analytics.benchmark.score import practice_score, recommendations
 from analytics.benchmark.survey import indicator_catalogue
+from contacts.i18n import N_
 
 THEME_LABELS = {
-    "usage": "Usages de l'e-mail",
-    "collection": "Collecte des adresses",
-    "risky_collection": "Pratiques de collecte à risque",
-    "objective": "Objectifs",
-    "measurement": "Mesure",
-    "new_practice": "Nouvelles pratiques",
-    "budget": "Budget",
-    "perception": "Perception",
-    "obstacle": "Freins",
+    "usage": N_("Usages de l'e-mail"),
+    "collection": N_("Collecte des adresses"),
+    "risky_collection": N_("Pratiques de collecte à risque"),
+    "objective": N_("Objectifs"),
+    "measurement": N_("Mesure"),
+    "new_practice": N_("Nouvelles pratiques"),
+    "budget": N_("Budget"),
+    "perception": N_("Perception"),
+    "obstacle": N_("Freins"),
 }
 # What protect() returns, for the empty edition (no answer yet).
 PROTECTED_COLUMNS = ["indicator", "kind", "band", "region", "role", "key", "status", "n", "value"]
 PEER_GROUP_LABELS = {
-    "kind_band": "organismes du même type et de même taille",
-    "kind": "organismes du même type",
-    "all": "ensemble des organismes répondants",
+    "kind_band": N_("organismes du même type et de même taille"),
+    "kind": N_("organismes du même type"),
+    "all": N_("ensemble des organismes répondants"),
 }
 
 

@@ -71,7 +71,12 @@ def open_edition(
     if not code or not title.strip():
         raise DomainError("edition_invalid", "Le code et le titre de l'édition sont obligatoires.")
     if db.session.scalars(select(SurveyEdition.id).where(SurveyEdition.code == code)).first():
-        raise DomainError("edition_exists", f"L'édition « {code} » existe déjà.", status=409)
+        raise DomainError(
+            "edition_exists",
+            "L'édition « %(code)s » existe déjà.",
+            status=409,
+            params={"code": code},
+        )
     edition = SurveyEdition(
         code=code,
         title=title.strip(),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from contacts.db import DomainError
+from contacts.i18n import N_, Message, join_messages
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_SURVEY = "survey-2026.json"
@@ -30,7 +31,7 @@ DEFAULT_SURVEY = "survey-2026.json"
 QUESTION_TYPES = ("single", "multiple", "percentage", "scale", "text")
 CHOICE_TYPES = ("single", "multiple")
 ROLES = ("agent", "elected")
-ROLE_LABELS = {"agent": "Agent", "elected": "Élu·e"}
+ROLE_LABELS = {"agent": N_("Agent"), "elected": N_("Élu·e")}
 RESPONDENT_SCOPES = ("agents_first", "all")
 UNITS = ("share", "pct")
 TEXT_MAX_DEFAULT = 2000
@@ -51,12 +52,15 @@ def load_survey_definition(source: str | Path | Mapping[str, Any] = DEFAULT_SURV
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise DomainError(
-                "survey_not_found", f"Questionnaire introuvable : {path.name}."
+                "survey_not_found",
+                "Questionnaire introuvable : %(name)s.",
+                params={"name": path.name},
             ) from exc
         except json.JSONDecodeError as exc:
             raise DomainError(
                 "survey_invalid",
-                f"Le questionnaire {path.name} n'est pas un JSON valide (ligne {exc.lineno}).",
+                "Le questionnaire %(name)s n'est pas un JSON valide (ligne %(line)s).",
+                params={"name": path.name, "line": exc.lineno},
             ) from exc
     return validate_definition(raw)
 
@@ -100,7 +104,10 @@ def validate_definition(defn: Any) -> dict:
             errors.extend(_question_errors(question, seen_questions, fed_by, catalogue))
     if errors:
         raise DomainError(
-            "survey_invalid", "Questionnaire invalide : " + " ".join(errors), errors=errors
+            "survey_invalid",
+            "Questionnaire invalide : %(problems)s",
+            params={"problems": join_messages(errors)},
+            errors=errors,
         )
     return dict(defn)
 
@@ -215,44 +222,76 @@ def clean_answer(question: Mapping[str, Any], value: Any) -> Any:
         allowed = {o["value"]: o for o in question["options"]}
         if qtype == "single":
             if not isinstance(value, str) or value not in allowed:
-                raise _invalid(question, f"réponse inconnue « {_short(value)} » pour « {label} ».")
+                raise _invalid(
+                    question,
+                    N_(
+                        "Réponse inconnue « %(value)s » pour « %(label)s ».",
+                        value=_short(value),
+                        label=label,
+                    ),
+                )
             return value
         chosen = [value] if isinstance(value, str) else value
         if not isinstance(chosen, list | tuple) or not all(isinstance(v, str) for v in chosen):
-            raise _invalid(question, f"une liste de choix est attendue pour « {label} ».")
+            raise _invalid(
+                question, N_("Une liste de choix est attendue pour « %(label)s ».", label=label)
+            )
         unknown = [v for v in chosen if v not in allowed]
         if unknown:
-            raise _invalid(question, f"réponse inconnue « {_short(unknown[0])} » pour « {label} ».")
+            raise _invalid(
+                question,
+                N_(
+                    "Réponse inconnue « %(value)s » pour « %(label)s ».",
+                    value=_short(unknown[0]),
+                    label=label,
+                ),
+            )
         chosen = list(dict.fromkeys(chosen))
         if not chosen:
             return None
         exclusive = [v for v in chosen if allowed[v].get("exclusive")]
         if exclusive and len(chosen) > 1:
             excl = allowed[exclusive[0]]["label"]
-            raise _invalid(question, f"« {excl} » ne peut pas être combiné avec un autre choix.")
+            raise _invalid(
+                question,
+                N_("« %(choice)s » ne peut pas être combiné avec un autre choix.", choice=excl),
+            )
         limit = question.get("max_choices")
         if limit and len(chosen) > limit:
-            raise _invalid(question, f"{limit} choix au plus pour « {label} ».")
+            raise _invalid(
+                question, N_("%(max)s choix au plus pour « %(label)s ».", max=limit, label=label)
+            )
         return chosen
     if qtype == "percentage":
         number = _number(value)
         if number is None or not 0 <= number <= 100:
-            raise _invalid(question, f"un pourcentage entre 0 et 100 est attendu pour « {label} ».")
+            raise _invalid(
+                question,
+                N_("Un pourcentage entre 0 et 100 est attendu pour « %(label)s ».", label=label),
+            )
         return number
     if qtype == "scale":
         number = _number(value)
         lo, hi = question["min"], question["max"]
         if number is None or number != int(number) or not lo <= number <= hi:
             raise _invalid(
-                question, f"un nombre entier de {lo} à {hi} est attendu pour « {label} »."
+                question,
+                N_(
+                    "Un nombre entier de %(min)s à %(max)s est attendu pour « %(label)s ».",
+                    min=lo,
+                    max=hi,
+                    label=label,
+                ),
             )
         return int(number)
     if not isinstance(value, str):
-        raise _invalid(question, f"un texte est attendu pour « {label} ».")
+        raise _invalid(question, N_("Un texte est attendu pour « %(label)s ».", label=label))
     text = _CONTROL.sub("", value).strip()
     limit = question.get("max_length", TEXT_MAX_DEFAULT)
     if len(text) > limit:
-        raise _invalid(question, f"{limit} caractères au plus pour « {label} ».")
+        raise _invalid(
+            question, N_("%(max)s caractères au plus pour « %(label)s ».", max=limit, label=label)
+        )
     return text or None
 
 
@@ -269,22 +308,26 @@ def clean_answers(
     errors: dict[str, str] = {}
     for qid, value in answers.items():
         if qid not in questions:
-            errors[str(qid)] = f"Question inconnue : « {_short(qid)} »."
+            errors[str(qid)] = N_("Question inconnue : « %(id)s ».", id=_short(qid))
             continue
         try:
             result = clean_answer(questions[qid], value)
         except DomainError as exc:
-            errors[qid] = exc.message
+            errors[qid] = Message(exc.msgid, exc.params)
             continue
         if result is not None:
             cleaned[qid] = result
     if require_complete:
         for qid, q in questions.items():
             if q.get("required") and qid not in cleaned and qid not in errors:
-                errors[qid] = f"Réponse obligatoire : « {q['text']} »."
+                errors[qid] = N_("Réponse obligatoire : « %(label)s ».", label=q["text"])
     if errors:
-        message = "Réponses à corriger : " + " ".join(errors.values())
-        raise DomainError("answer_invalid", message, errors=errors)
+        raise DomainError(
+            "answer_invalid",
+            "Réponses à corriger : %(problems)s",
+            params={"problems": join_messages(errors.values())},
+            errors=errors,
+        )
     return cleaned
 
 
@@ -322,7 +365,8 @@ def answer_progress(defn: Mapping[str, Any], answers: Mapping[str, Any]) -> Prog
 
 
 def _invalid(question: Mapping[str, Any], message: str) -> DomainError:
-    return DomainError("answer_invalid", message[0].upper() + message[1:], question=question["id"])
+    """``message``: a ``Message`` from ``N_`` (a capitalised French sentence)."""
+    return DomainError("answer_invalid", message, question=question["id"])
 
 
 def _number(value: Any) -> float | None:

@@ -32,6 +32,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from analytics.benchmark import service, services
@@ -50,7 +51,9 @@ from analytics.benchmark.score import DIMENSIONS
 from analytics.benchmark.survey import ROLE_LABELS as RESPONDENT_LABELS
 from analytics.benchmark.survey import answer_progress, indicator_catalogue, iter_questions
 from contacts.db import DomainError, db, get_scoped
+from contacts.i18n import N_
 from webapp.auth import current_org_id, roles_required
+from webapp.i18n import error_text, translate, translate_all, translate_labels
 from webapp.templating import current_org
 
 bp = Blueprint("benchmark", __name__, url_prefix="/benchmark")
@@ -58,16 +61,16 @@ bp = Blueprint("benchmark", __name__, url_prefix="/benchmark")
 BODY_ROLES = ("officer", "director", "admin")
 PARIS = ZoneInfo("Europe/Paris")
 VIEWS = {
-    "kind": "Type d'organisme",
-    "region": "Région",
-    "band": "Strate de population",
-    "role": "Agents et élus",
+    "kind": N_("Type d'organisme"),
+    "region": N_("Région"),
+    "band": N_("Strate de population"),
+    "role": N_("Agents et élus"),
 }
 STATE_LABELS = {
-    "upcoming": "à venir",
-    "open": "ouverte",
-    "ended": "dates passées, pas encore close",
-    "closed": "close",
+    "upcoming": N_("à venir"),
+    "open": N_("ouverte"),
+    "ended": N_("dates passées, pas encore close"),
+    "closed": N_("close"),
 }
 OBSERVED_THEME = "observation"
 BAND_ORDER = {code: i for i, (code, *_rest) in enumerate(POPULATION_BANDS)}
@@ -117,8 +120,8 @@ def body_home():
         k=policy().k,
         chart_data=_body_charts(page) if page else {},
         dimensions=DIMENSIONS,
-        respondent_labels=RESPONDENT_LABELS,
-        kind_label=KIND_LABELS.get(_org_kind(), _org_kind()),
+        respondent_labels=translate_labels(RESPONDENT_LABELS),
+        kind_label=translate(KIND_LABELS.get(_org_kind(), _org_kind())),
         band_label=_band_label(),
     )
 
@@ -137,7 +140,7 @@ def _org_kind() -> str:
 
 
 def _band_label() -> str:
-    return BAND_LABELS.get(population_band(current_org().population), "")
+    return translate(BAND_LABELS.get(population_band(current_org().population), ""))
 
 
 def _body_charts(page: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +159,7 @@ def _body_charts(page: dict[str, Any]) -> dict[str, Any]:
         "unit": "/100",
         "max": 100,
         "labels": [s["label"] for s in page["score"]],
-        "datasets": [{"label": "Votre score", "data": [s["score"] for s in page["score"]]}],
+        "datasets": [{"label": _("Votre score"), "data": [s["score"] for s in page["score"]]}],
     }
     return charts
 
@@ -164,7 +167,7 @@ def _body_charts(page: dict[str, Any]) -> dict[str, Any]:
 def _open_edition_or_redirect() -> SurveyEdition | None:
     current = services.current_edition()
     if current is None:
-        flash("Aucune édition du questionnaire n'est ouverte en ce moment.", "error")
+        flash(_("Aucune édition du questionnaire n'est ouverte en ce moment."), "error")
     return current
 
 
@@ -181,7 +184,7 @@ def survey():
         "benchmark/survey.html",
         edition=current,
         progress=progress,
-        respondent_labels=RESPONDENT_LABELS,
+        respondent_labels=translate_labels(RESPONDENT_LABELS),
         required_total=sum(1 for q in iter_questions(current.questions) if q.get("required")),
     )
 
@@ -202,7 +205,7 @@ def add_respondent():
         )
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for(".survey"), 303)
     db.session.commit()
     return redirect(url_for(".respondent", respondent_id=person.id), 303)
@@ -224,20 +227,24 @@ def respondent(respondent_id: int):
             done = service.save_answers(org_id, person.id, raw)
         except DomainError as exc:
             db.session.rollback()
-            errors = dict(exc.details.get("errors") or {})
+            errors = translate_all(dict(exc.details.get("errors") or {}))
             if not errors:
-                flash(exc.message, "error")
+                flash(error_text(exc), "error")
                 return redirect(url_for(".survey"), 303)
             values = {**values, **raw}
             flash(
-                "Certaines réponses sont à corriger : rien n'a été enregistré sur cette page.",
+                _("Certaines réponses sont à corriger : rien n'a été enregistré sur cette page."),
                 "error",
             )
             status = 400
         else:
             db.session.commit()
             flash(
-                f"Brouillon enregistré : {done.answered} question(s) sur {done.total} répondue(s).",
+                _(
+                    "Brouillon enregistré : %(answered)s question(s) sur %(total)s répondue(s).",
+                    answered=done.answered,
+                    total=done.total,
+                ),
                 "success",
             )
             if request.form.get("then") == "back":
@@ -258,7 +265,7 @@ def respondent(respondent_id: int):
             errors=errors,
             locked=locked,
             progress=answer_progress(edition.questions, person.answers or {}),
-            respondent_labels=RESPONDENT_LABELS,
+            respondent_labels=translate_labels(RESPONDENT_LABELS),
         ),
         status,
     )
@@ -301,10 +308,10 @@ def remove_respondent(respondent_id: int):
         service.remove_respondent(org_id, respondent_id)
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
         db.session.commit()
-        flash("Répondant retiré.", "success")
+        flash(_("Répondant retiré."), "success")
     return redirect(url_for(".survey"), 303)
 
 
@@ -320,11 +327,11 @@ def submit():
         service.submit_response(org_id, current.id, user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(url_for(".survey"), 303)
     db.session.commit()
     flash(
-        "Réponse envoyée : merci ! Votre page de comparaison tient compte de vos réponses.",
+        _("Réponse envoyée : merci ! Votre page de comparaison tient compte de vos réponses."),
         "success",
     )
     return redirect(url_for(".index", edition=current.code), 303)
@@ -349,11 +356,11 @@ def editions():
             )
         except DomainError as exc:
             db.session.rollback()
-            errors = list(exc.details.get("errors") or [exc.message])
+            errors = translate_all(list(exc.details.get("errors") or [error_text(exc)]))
             status = 409 if exc.status == 409 else 400
         else:
             db.session.commit()
-            flash(f"Édition « {edition.code} » ouverte.", "success")
+            flash(_("Édition « %(code)s » ouverte.", code=edition.code), "success")
             return redirect(url_for(".edition", edition_id=edition.id), 303)
     all_editions = sorted(service.list_editions(), key=lambda e: e.opens_at, reverse=True)
     today = dt.datetime.now(PARIS).date()
@@ -364,7 +371,7 @@ def editions():
             counts=services.edition_counts(),
             invited=services.bodies_count(),
             state=services.edition_state,
-            state_labels=STATE_LABELS,
+            state_labels=translate_labels(STATE_LABELS),
             form=form
             or {
                 "opens": today.isoformat(),
@@ -403,7 +410,10 @@ def close(edition_id: int):
     edition = _edition_or_404(edition_id)
     service.close_edition(edition.id)
     db.session.commit()
-    flash(f"Édition « {edition.code} » close : les réponses ne sont plus modifiables.", "success")
+    flash(
+        _("Édition « %(code)s » close : les réponses ne sont plus modifiables.", code=edition.code),
+        "success",
+    )
     return redirect(url_for(".edition", edition_id=edition.id), 303)
 
 
@@ -428,10 +438,10 @@ def edition(edition_id: int):
         "benchmark/edition.html",
         edition=edition,
         state=services.edition_state(edition),
-        state_labels=STATE_LABELS,
+        state_labels=translate_labels(STATE_LABELS),
         data=data,
         view=view,
-        views=VIEWS,
+        views=translate_labels(VIEWS),
         theme=theme,
         themes=themes,
         categories=breakdown["categories"],
@@ -445,9 +455,9 @@ def edition(edition_id: int):
         },
         formats=FORMATS,
         chart_data=_analyst_charts(data, breakdown["categories"], rows, trend),
-        kind_labels=KIND_LABELS,
-        band_labels=BAND_LABELS,
-        role_labels=ROLE_LABELS,
+        kind_labels=translate_labels(KIND_LABELS),
+        band_labels=translate_labels(BAND_LABELS),
+        role_labels=translate_labels(ROLE_LABELS),
     )
 
 
@@ -471,11 +481,13 @@ def _themes(indicators: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for ind, meta in indicators.items():
         theme = OBSERVED_THEME if ind.startswith("obs_") else meta.get("theme", "")
         label = (
-            "Indicateurs observés" if theme == OBSERVED_THEME else THEME_LABELS.get(theme, theme)
+            _("Indicateurs observés")
+            if theme == OBSERVED_THEME
+            else translate(THEME_LABELS.get(theme, theme))
         )
         out.setdefault(theme, {"label": label, "indicators": []})["indicators"].append(ind)
     if not out:
-        out[""] = {"label": "Aucun indicateur", "indicators": []}
+        out[""] = {"label": _("Aucun indicateur"), "indicators": []}
     return out
 
 
@@ -520,7 +532,9 @@ def _analyst_charts(
             "unit": "%",
             "max": 100,
             "labels": [r.get("label") or r.get("kind") for r in rates],
-            "datasets": [{"label": "Taux de réponse", "data": [r.get("rate_pct") for r in rates]}],
+            "datasets": [
+                {"label": _("Taux de réponse"), "data": [r.get("rate_pct") for r in rates]}
+            ],
         },
         "breakdown": {
             "type": "bar",
@@ -590,13 +604,13 @@ def baselines():
             )
         except DomainError as exc:
             db.session.rollback()
-            errors = list(exc.details.get("errors") or [exc.message])
+            errors = translate_all(list(exc.details.get("errors") or [error_text(exc)]))
             status = 409 if exc.status == 409 else 400
         else:
             db.session.commit()
-            flash(f"Référence « {edition.code} » chargée à côté de 2010.", "success")
+            flash(_("Référence « %(code)s » chargée à côté de 2010.", code=edition.code), "success")
             for warning in warnings:
-                flash(warning, "error")
+                flash(translate(warning), "error")
             return redirect(url_for(".baselines"), 303)
     return (
         render_template(

@@ -37,6 +37,7 @@ from contacts.models import Contact, MailingList, Organisation, Subscription
 from webapp.api.campaigns import TEST_SEND_LIMIT
 from webapp.auth import audit, current_org_id, roles_required
 from webapp.extensions import limiter
+from webapp.i18n import error_text
 from webapp.models import User
 from webapp.templating import STATUS_LABELS
 from webapp.views.outbox import PREVIEW_CSP
@@ -81,7 +82,7 @@ def _checks(campaign: Campaign) -> tuple[list[dict[str, Any]], str]:
     try:
         return editing.campaign_checks(campaign.organisation_id, campaign), ""
     except MjmlError as exc:
-        return [], exc.message
+        return [], error_text(exc)
 
 
 def _preview_contacts(campaign: Campaign) -> list[Contact]:
@@ -289,7 +290,7 @@ def preview_html(campaign_id: int):
         parts = preview.preview_parts(current_org_id(), campaign, contact_id=_contact_id())
     except MjmlError as exc:
         return (
-            render_template("campaigns/preview_error.html", message=exc.message),
+            render_template("campaigns/preview_error.html", message=error_text(exc)),
             503,
             {"Content-Security-Policy": PREVIEW_CSP},
         )
@@ -331,7 +332,7 @@ def test_send(campaign_id: int):
         )
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(back)
     db.session.commit()
     sent = [r["email"] for r in results if r["outcome"] == "sent"]
@@ -358,7 +359,7 @@ def _act(campaign: Campaign, action, success: str):
         db.session.rollback()
         if exc.status == 404:
             abort(404)
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
         return redirect(_back(campaign))
     db.session.commit()
     flash(success, "success")

@@ -34,7 +34,7 @@ from flask_babel import gettext as _
 from analytics import contact_data, links
 from analytics.tokens import BadToken
 from campaigns.mailer import send_transactional
-from contacts import consent, people
+from contacts import consent, memberships, people
 from contacts.db import DomainError, db
 from contacts.models import (
     Contact,
@@ -45,6 +45,7 @@ from contacts.models import (
     TrackingPolicy,
 )
 from webapp.extensions import csrf, limiter
+from webapp.i18n import error_text
 from webapp.security import CSP
 
 bp = Blueprint("public", __name__)
@@ -203,7 +204,7 @@ def subscribe_post(token: str):
     try:
         address = people.checked_email(form.get("email", ""))
     except DomainError as exc:
-        page = _subscribe_page(org, mlist, token, error=exc.message, values=form)
+        page = _subscribe_page(org, mlist, token, error=error_text(exc), values=form)
         return _embeddable(page, status=400)
     if not form.get("consent"):
         page = _subscribe_page(
@@ -245,7 +246,7 @@ def subscribe_person(
             org.id, address, secret=_secret(), first_name=first_name, last_name=last_name
         )
     sub = consent.get_subscription(org.id, contact.id, mlist.id)
-    if sub is not None and consent.subscription_is_sendable(sub, contact):
+    if sub is not None and memberships.subscription_is_sendable(sub, contact):
         return {"contact_id": contact.id, "state": "already"}
     if sub is None or sub.status != SubscriptionStatus.PENDING:
         # Names are taken only from a new request, never to overwrite silently.
@@ -273,7 +274,7 @@ def subscribe_person(
         tracking_consent=tracking,
     )
     sub = consent.get_subscription(org.id, contact.id, mlist.id)
-    state = "active" if consent.subscription_is_sendable(sub, contact) else "pending"
+    state = "active" if memberships.subscription_is_sendable(sub, contact) else "pending"
     return {"contact_id": contact.id, "state": state}
 
 
@@ -414,7 +415,7 @@ def _preferences(kind: str, token: str):
         flash(_("Vos préférences sont enregistrées."), "success")
         return redirect(request.base_url)
     mlists = _offered_lists(org.id, contact.id)
-    subs = {m.id: s for s, m in consent.subscriptions_of(org.id, contact.id)}
+    subs = {m.id: s for s, m in memberships.subscriptions_of(org.id, contact.id)}
     return render_template(
         "public/preferences.html",
         org=org,
@@ -442,7 +443,7 @@ def save_preferences(org: Organisation, contact: Contact, form: Any, *, form_url
         {"first_name": form.get("first_name", ""), "last_name": form.get("last_name", "")},
     )
     wanted = {int(v) for v in form.getlist("lists") if str(v).isdigit()}
-    subs = {m.id: s for s, m in consent.subscriptions_of(org.id, contact.id)}
+    subs = {m.id: s for s, m in memberships.subscriptions_of(org.id, contact.id)}
     evidence = {"method": "preference_centre", "form_url": form_url, "form_version": FORM_VERSION}
     for mlist in _offered_lists(org.id, contact.id):
         sub = subs.get(mlist.id)

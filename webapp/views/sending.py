@@ -25,6 +25,7 @@ from campaigns import actors, delivery, editing, resend
 from campaigns.models import Campaign, CampaignStatus
 from contacts.db import DomainError, db
 from webapp.auth import audit, current_org_id, roles_required
+from webapp.i18n import error_text
 
 bp = Blueprint("sending", __name__, url_prefix="/sending")
 
@@ -85,7 +86,7 @@ def send(campaign_id: int):
         )
     except DomainError as exc:
         db.session.rollback()
-        flash(_(exc.message), "error")
+        flash(error_text(exc), "error")
         if campaign.status in CONFIRMABLE:
             return redirect(url_for("sending.confirm", campaign_id=campaign_id))
         return _back(campaign)
@@ -101,7 +102,7 @@ def _action(campaign_id: int, service, message: str, *, restart: bool = False):
         service(campaign.organisation_id, campaign, current_user.id, current_user.role)
     except DomainError as exc:
         db.session.rollback()
-        flash(_(exc.message), "error")
+        flash(error_text(exc), "error")
         return _back(campaign)
     db.session.commit()
     if restart:
@@ -178,7 +179,7 @@ def resend_non_openers(campaign_id: int):
         )
     except DomainError as exc:
         db.session.rollback()
-        flash(_(exc.message), "error")
+        flash(error_text(exc), "error")
         return _back(campaign)
     db.session.commit()
     flash(_("Relance créée pour %(n)s destinataires : relisez-la puis soumettez-la.", n=count),

@@ -73,6 +73,7 @@ from analytics.tracking import Hit, LinkCache, recipient_key, store_hits
 from contacts.db import DomainError, db
 from contacts.models import Organisation, TrackingPolicy
 from webapp.extensions import csrf, limiter
+from webapp.i18n import error_text
 
 bp = Blueprint("tracking", __name__, url_prefix="/t")
 log = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ def rsvp(token: str):
             exc.status,
             selected=ctx.rsvp or chosen,
             saved=False,
-            error=exc.message,
+            error=error_text(exc),
         )
     enqueue(_answer_hit(EventKind.RSVP, campaign_id, delivery_id, answer))
     return _answer_page("tracking/rsvp.html", ctx, selected=ctx.rsvp, saved=True)
@@ -405,7 +406,7 @@ def poll(token: str):
             options=options,
             selected=current or option,
             saved=False,
-            error=exc.message,
+            error=error_text(exc),
         )
     enqueue(_answer_hit(EventKind.POLL, campaign_id, delivery_id, ctx.poll or ""))
     return _answer_page(
