@@ -57,8 +57,8 @@ from sqlalchemy import (
 
 from campaigns import ratelimit, workflow
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from contacts.consent import sendable_clause
 from contacts.db import DomainError, UTCDateTime, db, utcnow
+from contacts.memberships import sendable_clause
 from contacts.models import (
     Contact,
     ContactStatus,

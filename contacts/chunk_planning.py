@@ -48,7 +48,7 @@ class ImportTarget:
 
     org_id: int
     batch_id: int
-    id: int  # the list's id: with ``purpose``, what consent.bulk_grant reads of a list
+    id: int  # the list's id: with ``purpose``, what consent_bulk.bulk_grant reads of a list
     purpose: str
     source: str
     legal_basis: str

@@ -1,7 +1,7 @@
 """Writing one planned chunk of an import: the general statements, and PostgreSQL's COPY.
 
 :func:`write_chunk` creates the chunk's contacts then grants them all on the list, through
-``bulk_contacts.bulk_create_contacts`` and ``consent.bulk_grant`` (any backend, session or
+``bulk_contacts.bulk_create_contacts`` and ``consent_bulk.bulk_grant`` (any backend, session or
 connection). On PostgreSQL the writer thread uses :func:`pg_write` instead: one COPY into
 a temporary table and one statement (data-modifying CTEs) for contacts, subscriptions,
 ledger rows and the batch's progress.
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text, update
 
-from contacts import bulk_contacts, consent
+from contacts import bulk_contacts, consent, consent_bulk
 from contacts.chunk_planning import ChunkJob, ImportTarget
 from contacts.db import utcnow
 from contacts.models import ConsentAction, ContactStatus, ImportBatch, SubscriptionStatus
@@ -28,7 +28,7 @@ def write_chunk(executor: Any, target: ImportTarget, job: ChunkJob) -> int:
         for email, evidence in job.new_evidence.items()
         if email in created
     ]
-    imported = consent.bulk_grant(
+    imported = consent_bulk.bulk_grant(
         target.org_id,
         target,  # type: ignore[arg-type]  # has .id and .purpose
         grants,
@@ -60,7 +60,7 @@ def progress_update(target: ImportTarget, job: ChunkJob, imported: int) -> Any:
 # into one temporary table; one statement then inserts the contacts, their subscriptions
 # and the ledger rows (data-modifying CTEs: the foreign-key checks run at the end of the
 # statement and see the contacts it inserted). Compared with the general
-# ``bulk_contacts.bulk_create_contacts`` + ``consent.bulk_grant`` pair this saves, per chunk, a
+# ``bulk_contacts.bulk_create_contacts`` + ``consent_bulk.bulk_grant`` pair this saves, per chunk, a
 # second COPY, the temporary tables' existence checks and DELETEs, the 5,000 (id, email)
 # rows returned to Python and the grants built from them, and the evidence JSON dumped
 # per row (PostgreSQL writes ``{"row": n}`` itself, the same text as ``json.dumps``).

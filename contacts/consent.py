@@ -17,17 +17,19 @@ Rules:
 - After a withdrawal from a list, only the person (``web_form``, ``event_signup``) can
   subscribe again: an officer's file must not override an objection.
 - "Sendable" is derived, never stored: subscription ``active``, not risky-and-unconfirmed,
-  contact ``active`` (``Contact.status`` mirrors suppression, see ``contacts.suppression``).
+  contact ``active`` (``Contact.status`` mirrors suppression, see ``contacts.suppression``);
+  the rule, and reading who is on which list, are ``contacts.memberships``'.
+
+Grants in bulk (imports) are ``contacts.consent_bulk``'s; reading the ledger back (a
+contact's history, the labels pages show) is ``contacts.consent_history``'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, event, false, or_, select, text
+from sqlalchemy import event
 
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
 from contacts.models import (
@@ -48,26 +50,6 @@ PERSON_SOURCES = frozenset({Source.WEB_FORM, Source.EVENT_SIGNUP})
 
 TRACKING_PURPOSE = "tracking"
 """Ledger purpose of the consent to per-contact open and click measurement (CNIL)."""
-
-SOURCE_LABELS = {
-    Source.WEB_FORM: "formulaire web",
-    Source.EVENT_SIGNUP: "inscription à un événement",
-    Source.INTERNAL_FILE: "fichier interne",
-    Source.DIRECTORY: "annuaire",
-    Source.EXCHANGED: "fichier échangé avec un autre organisme",
-    Source.PURCHASED: "fichier acheté",
-    Source.UNKNOWN: "origine inconnue",
-    Source.API: "API",
-}
-LEGAL_BASIS_LABELS = {
-    LegalBasis.CONSENT: "consentement",
-    LegalBasis.PUBLIC_TASK: "mission de service public",
-}
-ACTION_LABELS = {
-    ConsentAction.GRANT: "inscription",
-    ConsentAction.CONFIRM: "confirmation",
-    ConsentAction.WITHDRAW: "retrait",
-}
 
 
 # The ledger is append-only: refuse any ORM update or delete of one of its rows.
@@ -258,161 +240,6 @@ def _apply_grant(
     return sub
 
 
-def bulk_grant(
-    org_id: int,
-    mlist: MailingList,
-    grants: Sequence[tuple[int, dict[str, Any]]],
-    *,
-    source: str,
-    legal_basis: str,
-    import_batch_id: int | None = None,
-    actor_user_id: int | None = None,
-    api_token_id: int | None = None,
-    at: dt.datetime | None = None,
-    executor: Any = None,
-) -> int:
-    """Grant many contacts on one list in bulk (imports); returns how many were granted.
-
-    ``grants`` are ``(contact_id, evidence)`` for active contacts with no subscription on
-    the list yet: the caller (``contacts.imports``) has sorted out duplicates, withdrawals
-    and suppressed addresses. The rule is :func:`record_consent`'s for a file: active at
-    once, or pending and flagged when the source is risky (double opt-in concerns forms).
-    A subscription created meanwhile by a concurrent sign-up is left alone (not counted).
-    ``mlist`` needs only ``id`` and ``purpose``; ``executor`` is the session (default) or
-    a Connection (the import's writer thread). The caller commits.
-    """
-    if not grants:
-        return 0
-    check_source(source)
-    check_legal_basis(legal_basis)
-    at = at or utcnow()
-    risky = is_risky(source)
-    status = SubscriptionStatus.PENDING if risky else SubscriptionStatus.ACTIVE
-    from contacts.dialect import dialect_of
-
-    executor = executor if executor is not None else db.session
-    if dialect_of(executor) == "postgresql":
-        return _pg_bulk_grant(
-            executor, org_id, mlist, grants, status, source, legal_basis, risky, at,
-            import_batch_id, actor_user_id, api_token_id,
-        )  # fmt: skip
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    table = Subscription.__table__
-    inserted = executor.execute(
-        sqlite_insert(table)
-        .on_conflict_do_nothing(index_elements=["list_id", "contact_id"])
-        .returning(table.c.contact_id),
-        [
-            {
-                "organisation_id": org_id,
-                "list_id": mlist.id,
-                "contact_id": contact_id,
-                "status": status,
-                "source": source,
-                "legal_basis": legal_basis,
-                "is_risky": risky,
-                "tracking_consent": False,
-                "created_at": at,
-            }
-            for contact_id, _ in grants
-        ],
-    )
-    done = {contact_id for (contact_id,) in inserted}
-    grants = [(contact_id, evidence) for contact_id, evidence in grants if contact_id in done]
-    if not grants:
-        return 0
-    executor.execute(
-        ConsentEvent.__table__.insert(),
-        [
-            {
-                "organisation_id": org_id,
-                "contact_id": contact_id,
-                "list_id": mlist.id,
-                "purpose": mlist.purpose,
-                "action": ConsentAction.GRANT,
-                "legal_basis": legal_basis,
-                "source": source,
-                "evidence": evidence,
-                "actor_user_id": actor_user_id,
-                "import_batch_id": import_batch_id,
-                "api_token_id": api_token_id,
-                "created_at": at,
-            }
-            for contact_id, evidence in grants
-        ],
-    )
-    return len(grants)
-
-
-# PostgreSQL: the grants go in by COPY into a temporary table, then two INSERT ... SELECT
-# (see contacts.dialect.pg_copy_rows and bench/reports/import.md for why).
-_PG_GRANT_ROWS = "crieur_import_grants"
-# One statement: subscriptions first, then a ledger row for each subscription really
-# inserted (a concurrent sign-up for the same address and list wins, and is not doubled).
-_PG_INSERT_GRANTS = text(
-    f"""
-    WITH inserted AS (
-        INSERT INTO subscriptions (organisation_id, list_id, contact_id, status, source,
-                                   legal_basis, is_risky, tracking_consent, created_at)
-        SELECT :org_id, :list_id, t.contact_id, :status, :source, :legal_basis, :is_risky,
-               false, :at
-        FROM {_PG_GRANT_ROWS} AS t
-        ON CONFLICT (list_id, contact_id) DO NOTHING
-        RETURNING contact_id
-    )
-    INSERT INTO consent_events (organisation_id, contact_id, list_id, purpose, action,
-                                legal_basis, source, evidence, actor_user_id,
-                                import_batch_id, api_token_id, created_at)
-    SELECT :org_id, t.contact_id, :list_id, :purpose, :action, :legal_basis, :source,
-           CAST(t.evidence AS json), :actor_user_id, :import_batch_id, :api_token_id, :at
-    FROM inserted JOIN {_PG_GRANT_ROWS} AS t ON t.contact_id = inserted.contact_id
-    """
-)
-
-
-def _pg_bulk_grant(
-    executor: Any,
-    org_id: int,
-    mlist: MailingList,
-    grants: Sequence[tuple[int, dict[str, Any]]],
-    status: str,
-    source: str,
-    legal_basis: str,
-    risky: bool,
-    at: dt.datetime,
-    import_batch_id: int | None,
-    actor_user_id: int | None,
-    api_token_id: int | None,
-) -> int:
-    from contacts.dialect import pg_copy_rows
-
-    pg_copy_rows(
-        executor,
-        _PG_GRANT_ROWS,
-        "contact_id integer, evidence text",
-        [(contact_id, json.dumps(evidence)) for contact_id, evidence in grants],
-    )
-    result = executor.execute(
-        _PG_INSERT_GRANTS,
-        {
-            "org_id": org_id,
-            "list_id": mlist.id,
-            "source": source,
-            "legal_basis": legal_basis,
-            "at": at,
-            "status": str(status),
-            "is_risky": risky,
-            "purpose": mlist.purpose,
-            "action": str(ConsentAction.GRANT),
-            "actor_user_id": actor_user_id,
-            "import_batch_id": import_batch_id,
-            "api_token_id": api_token_id,
-        },
-    )
-    return result.rowcount
-
-
 def confirm_subscription(
     org_id: int,
     contact_id: int,
@@ -545,104 +372,3 @@ def record_tracking_consent(
     db.session.add(entry)
     db.session.flush()
     return entry
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-def sendable_clause() -> ColumnElement[bool]:
-    """SQL condition over ``Subscription`` joined to ``Contact``: may this row be sent to?"""
-    return and_(
-        Subscription.status == SubscriptionStatus.ACTIVE,
-        or_(Subscription.is_risky == false(), Subscription.confirmed_at.is_not(None)),
-        Contact.status == ContactStatus.ACTIVE,
-    )
-
-
-def sendable_contact_ids(org_id: int, list_ids: Sequence[int]) -> Select[tuple[int]]:
-    """``SELECT DISTINCT contact_id`` of the sendable members of ``list_ids`` (for freezing)."""
-    return (
-        select(Subscription.contact_id)
-        .join(Contact, Contact.id == Subscription.contact_id)
-        .where(
-            Subscription.organisation_id == org_id,
-            Contact.organisation_id == org_id,
-            Subscription.list_id.in_(list(list_ids)),
-            sendable_clause(),
-        )
-        .distinct()
-    )
-
-
-def is_sendable(org_id: int, contact_id: int, list_id: int) -> bool:
-    found = db.session.scalar(
-        select(Subscription.id)
-        .join(Contact, Contact.id == Subscription.contact_id)
-        .where(
-            Subscription.organisation_id == org_id,
-            Subscription.contact_id == contact_id,
-            Subscription.list_id == list_id,
-            sendable_clause(),
-        )
-    )
-    return found is not None
-
-
-def subscription_is_sendable(sub: Subscription, contact: Contact) -> bool:
-    """The same rule as :func:`sendable_clause`, in Python, for pages."""
-    return (
-        sub.status == SubscriptionStatus.ACTIVE
-        and (not sub.is_risky or sub.confirmed_at is not None)
-        and contact.status == ContactStatus.ACTIVE
-    )
-
-
-def consent_history(org_id: int, contact_id: int) -> list[ConsentEvent]:
-    """The contact's ledger, oldest first."""
-    return list(
-        db.session.scalars(
-            scoped(ConsentEvent, org_id)
-            .where(ConsentEvent.contact_id == contact_id)
-            .order_by(ConsentEvent.created_at, ConsentEvent.id)
-        )
-    )
-
-
-def subscriptions_of(org_id: int, contact_id: int) -> list[tuple[Subscription, MailingList]]:
-    rows = db.session.execute(
-        select(Subscription, MailingList)
-        .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(Subscription.organisation_id == org_id, Subscription.contact_id == contact_id)
-        .order_by(MailingList.name, MailingList.id)
-    )
-    return [(s, m) for s, m in rows]
-
-
-def event_as_dict(entry: ConsentEvent, list_names: dict[int, str] | None = None) -> dict[str, Any]:
-    """A ledger row as JSON (API, access export)."""
-    return {
-        "id": entry.id,
-        "at": entry.created_at.isoformat() if entry.created_at else None,
-        "action": entry.action,
-        "list_id": entry.list_id,
-        "list_name": (list_names or {}).get(entry.list_id or 0),
-        "purpose": entry.purpose,
-        "legal_basis": entry.legal_basis,
-        "source": entry.source,
-        "evidence": entry.evidence or {},
-        "actor_user_id": entry.actor_user_id,
-        "import_batch_id": entry.import_batch_id,
-        "api_token_id": entry.api_token_id,
-    }
-
-
-def list_names(org_id: int, list_ids: Iterable[int | None]) -> dict[int, str]:
-    ids = {i for i in list_ids if i}
-    if not ids:
-        return {}
-    rows = db.session.execute(
-        select(MailingList.id, MailingList.name).where(
-            MailingList.organisation_id == org_id, MailingList.id.in_(ids)
-        )
-    )
-    return {i: n for i, n in rows}

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, func, or_, update
 
-from contacts import consent
+from contacts import consent, consent_history, memberships
 from contacts.db import DomainError, db, scoped, utcnow
 from contacts.models import Contact, ContactStatus
 from contacts.people import contact_as_dict, get_contact
@@ -36,9 +36,9 @@ def _contact_or_404(org_id: int, contact_id: int) -> Contact:
 def export_contact(org_id: int, contact_id: int) -> dict[str, Any]:
     """What the body holds about the contact, contact side: fields, lists, consent history."""
     contact = _contact_or_404(org_id, contact_id)
-    subs = consent.subscriptions_of(org_id, contact.id)
-    history = consent.consent_history(org_id, contact.id)
-    names = consent.list_names(org_id, [e.list_id for e in history])
+    subs = memberships.subscriptions_of(org_id, contact.id)
+    history = consent_history.consent_history(org_id, contact.id)
+    names = consent_history.list_names(org_id, [e.list_id for e in history])
     return {
         "exported_at": utcnow().isoformat(),
         "contact": contact_as_dict(contact),
@@ -52,14 +52,14 @@ def export_contact(org_id: int, contact_id: int) -> dict[str, Any]:
                 "legal_basis": s.legal_basis,
                 "is_risky": s.is_risky,
                 "tracking_consent": s.tracking_consent,
-                "sendable": consent.subscription_is_sendable(s, contact),
+                "sendable": memberships.subscription_is_sendable(s, contact),
                 "created_at": s.created_at.isoformat() if s.created_at else None,
                 "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
                 "withdrawn_at": s.withdrawn_at.isoformat() if s.withdrawn_at else None,
             }
             for s, m in subs
         ],
-        "consent_history": [consent.event_as_dict(e, names) for e in history],
+        "consent_history": [consent_history.event_as_dict(e, names) for e in history],
     }
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
-from contacts.consent import sendable_clause
 from contacts.db import DomainError, db, get_scoped, scoped
 from contacts.i18n import N_
+from contacts.memberships import sendable_clause
 from contacts.models import (
     Contact,
     MailingList,

@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from analytics import contact_data
-from contacts import consent, people, segments
+from contacts import consent_history, memberships, people, segments
 from contacts.db import db
 from webapp.api import api_roles, bp, json_body, not_found, org_id
 
@@ -32,10 +32,10 @@ def contact_json(oid: int, contact) -> dict[str, Any]:
             "source": s.source,
             "legal_basis": s.legal_basis,
             "is_risky": s.is_risky,
-            "sendable": consent.subscription_is_sendable(s, contact),
+            "sendable": memberships.subscription_is_sendable(s, contact),
             "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
         }
-        for s, m in consent.subscriptions_of(oid, contact.id)
+        for s, m in memberships.subscriptions_of(oid, contact.id)
     ]
     return out
 
@@ -91,9 +91,9 @@ def get_contact(contact_id: int):
     oid = org_id()
     contact = _contact_or_404(oid, contact_id)
     out = contact_json(oid, contact)
-    history = consent.consent_history(oid, contact.id)
-    names = consent.list_names(oid, [e.list_id for e in history])
-    out["consent_history"] = [consent.event_as_dict(e, names) for e in history]
+    history = consent_history.consent_history(oid, contact.id)
+    names = consent_history.list_names(oid, [e.list_id for e in history])
+    out["consent_history"] = [consent_history.event_as_dict(e, names) for e in history]
     return out
 
 

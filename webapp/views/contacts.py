@@ -30,9 +30,11 @@ from sqlalchemy import func, select
 from analytics import contact_data, links
 from contacts import (
     consent,
+    consent_history,
     gdpr,
     imports,
     lists,
+    memberships,
     people,
     segments,
     suppression,
@@ -98,9 +100,9 @@ def _page() -> int:
 @bp.context_processor
 def labels() -> dict[str, Any]:
     return {
-        "source_labels": consent.SOURCE_LABELS,
-        "basis_labels": consent.LEGAL_BASIS_LABELS,
-        "action_labels": consent.ACTION_LABELS,
+        "source_labels": consent_history.SOURCE_LABELS,
+        "basis_labels": consent_history.LEGAL_BASIS_LABELS,
+        "action_labels": consent_history.ACTION_LABELS,
         "purpose_labels": lists.PURPOSE_LABELS,
         "risky_sources": RISKY_SOURCES,
         "reason_labels": suppression.REASON_LABELS,
@@ -203,7 +205,7 @@ def list_detail(list_id: int):
         page_size=PAGE,
         form_url=form_url,
         snippet=snippet,
-        sendable=consent.subscription_is_sendable,
+        sendable=memberships.subscription_is_sendable,
     )
 
 
@@ -304,8 +306,8 @@ def contact_detail(contact_id: int):
         db.session.commit()
         flash(_("Contact enregistré."), "success")
         return redirect(url_for("contacts.contact_detail", contact_id=contact.id))
-    history = consent.consent_history(org_id, contact.id)
-    names = consent.list_names(org_id, [e.list_id for e in history])
+    history = consent_history.consent_history(org_id, contact.id)
+    names = consent_history.list_names(org_id, [e.list_id for e in history])
     batch_ids = {e.import_batch_id for e in history if e.import_batch_id}
     batches = {b.id: b for b in imports.list_imports(org_id, limit=1000) if b.id in batch_ids}
     user_ids = {e.actor_user_id for e in history if e.actor_user_id}
@@ -318,7 +320,7 @@ def contact_detail(contact_id: int):
     return render_template(
         "contacts/contact_detail.html",
         contact=contact,
-        subs=consent.subscriptions_of(org_id, contact.id),
+        subs=memberships.subscriptions_of(org_id, contact.id),
         history=history,
         list_names=names,
         batches=batches,
@@ -326,7 +328,7 @@ def contact_detail(contact_id: int):
         fields=_known_fields(org_id),
         stale=gdpr.is_stale(contact, org.retention_months),
         retention_months=org.retention_months,
-        sendable=consent.subscription_is_sendable,
+        sendable=memberships.subscription_is_sendable,
     )
 
 
@@ -531,7 +533,7 @@ def import_history():
     org_id = current_org_id()
     page = _page()
     batches = imports.list_imports(org_id, limit=PAGE, offset=(page - 1) * PAGE)
-    names = consent.list_names(org_id, [b.list_id for b in batches])
+    names = consent_history.list_names(org_id, [b.list_id for b in batches])
     return render_template(
         "contacts/imports.html", batches=batches, list_names=names, page=page, page_size=PAGE
     )

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from campaigns import actors, delivery, editing
 from campaigns.models import Campaign, Delivery, OutboxMessage
-from contacts import consent
+from contacts import consent, memberships
 from contacts.db import db
 from contacts.models import ConsentEvent
 from tests.factories import make_list
@@ -70,7 +70,9 @@ def _ready(org, lst, **kwargs) -> Campaign:
 def test_the_story_starts_with_only_the_clean_contact_sendable(org, people):
     lst = people["list"]
     sendable = {
-        k for k in ("clean", "risky", "doi") if consent.is_sendable(org.id, people[k].id, lst.id)
+        k
+        for k in ("clean", "risky", "doi")
+        if memberships.is_sendable(org.id, people[k].id, lst.id)
     }
     assert sendable == {"clean"}
 
@@ -149,11 +151,11 @@ def test_following_the_link_makes_the_person_sendable_and_records_the_confirmati
 
     page = client.get(path)
     assert page.status_code == 200
-    assert not consent.is_sendable(org.id, risky.id, lst.id)  # a link scanner confirms nothing
+    assert not memberships.is_sendable(org.id, risky.id, lst.id)  # a link scanner confirms nothing
     assert client.post(path).status_code == 200
 
     db.session.expire_all()
-    assert consent.is_sendable(org.id, risky.id, lst.id)
+    assert memberships.is_sendable(org.id, risky.id, lst.id)
     actions = db.session.scalars(
         select(ConsentEvent.action)
         .where(ConsentEvent.contact_id == risky.id)
@@ -379,7 +381,7 @@ def test_a_repermission_link_older_than_thirty_days_is_gone(app, client, org, pe
 
     assert client.get(path).status_code == 410
     assert client.post(path).status_code == 410
-    assert not consent.is_sendable(org.id, people["risky"].id, people["list"].id)
+    assert not memberships.is_sendable(org.id, people["risky"].id, people["list"].id)
 
 
 def test_the_campaign_page_says_it_is_a_repermission_campaign(client, login_as, org, people):

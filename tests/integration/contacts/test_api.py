@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from contacts import consent, people, suppression
+from contacts import consent_history, people, suppression
 from contacts.db import db
 from contacts.models import Contact, ImportBatch, MailingList
 from tests.factories import make_list, make_org
@@ -69,7 +69,7 @@ def test_an_import_runs_and_reports_per_row(api, org, stub_broker, stub_worker):
         {"row": 6, "reason": "Adresse e-mail manquante"},
     ]
     contact = people.find_contact(org.id, "marie.lefevre@mairie-exemple.fr")
-    [entry] = consent.consent_history(org.id, contact.id)
+    [entry] = consent_history.consent_history(org.id, contact.id)
     assert entry.api_token_id is not None and entry.import_batch_id == batch_id
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from contacts import consent, people, suppression
+from contacts import consent, consent_bulk, consent_history, memberships, people, suppression
 from contacts.db import DomainError, db
 from contacts.models import ConsentEvent, Contact, Subscription
 from tests.factories import make_list, make_org
@@ -16,9 +16,9 @@ def test_a_web_form_grant_on_a_double_opt_in_list_waits_for_confirmation(org):
     lst = make_list(org, double_opt_in=True)
     contact = make_contact(org, lst, confirmed=False)
     assert consent.get_subscription(org.id, contact.id, lst.id).status == "pending"
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
     consent.confirm_subscription(org.id, contact.id, lst.id, secret())
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 @pytest.mark.parametrize("source", ["exchanged", "purchased", "unknown"])
@@ -27,30 +27,30 @@ def test_risky_sources_are_not_sendable_until_the_person_confirms(org, source):
     contact = make_contact(org, lst, source=source, confirmed=False)
     sub = consent.get_subscription(org.id, contact.id, lst.id)
     assert (sub.status, sub.is_risky) == ("pending", True)
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
     consent.confirm_subscription(org.id, contact.id, lst.id, secret())
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
     assert consent.get_subscription(org.id, contact.id, lst.id).is_risky  # still flagged
 
 
 def test_an_internal_file_grant_is_sendable_at_once(org):
     lst = make_list(org, double_opt_in=True)
     contact = make_contact(org, lst, source="internal_file", confirmed=False)
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_a_risky_grant_cannot_be_laundered_by_a_later_internal_file(org):
     lst = make_list(org)
     contact = make_contact(org, lst, source="purchased", confirmed=False)
     consent.record_consent(org.id, contact.id, lst.id, "grant", "consent", "internal_file")
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_every_change_appends_to_the_ledger(org):
     lst = make_list(org, double_opt_in=True)
     contact = make_contact(org, lst)
     consent.record_consent(org.id, contact.id, lst.id, "withdraw", evidence={"method": "test"})
-    actions = [e.action for e in consent.consent_history(org.id, contact.id)]
+    actions = [e.action for e in consent_history.consent_history(org.id, contact.id)]
     assert actions == ["grant", "confirm", "withdraw"]
     assert consent.get_subscription(org.id, contact.id, lst.id).status == "withdrawn"
 
@@ -58,7 +58,7 @@ def test_every_change_appends_to_the_ledger(org):
 def test_a_ledger_row_cannot_be_updated(org):
     lst = make_list(org)
     contact = make_contact(org, lst)
-    entry = consent.consent_history(org.id, contact.id)[0]
+    entry = consent_history.consent_history(org.id, contact.id)[0]
     entry.source = "purchased"
     with pytest.raises(DomainError):
         db.session.flush()
@@ -68,7 +68,7 @@ def test_a_ledger_row_cannot_be_updated(org):
 def test_a_ledger_row_cannot_be_deleted(org):
     lst = make_list(org)
     contact = make_contact(org, lst)
-    db.session.delete(consent.consent_history(org.id, contact.id)[0])
+    db.session.delete(consent_history.consent_history(org.id, contact.id)[0])
     with pytest.raises(DomainError):
         db.session.flush()
     db.session.rollback()
@@ -99,7 +99,7 @@ def test_withdraw_all_suppresses_and_is_idempotent(org):
     assert consent.withdraw_all(org.id, contact.id, secret(), method="test") == 0
     assert suppression.is_suppressed(org.id, contact.email.upper(), secret())
     assert contact.status == "unsubscribed"
-    assert not consent.is_sendable(org.id, contact.id, lst1.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst1.id)
 
 
 def test_a_suppressed_address_is_created_suppressed(org):
@@ -114,7 +114,7 @@ def test_a_grant_for_a_suppressed_contact_stays_pending_until_confirmed(org):
     consent.record_consent(org.id, contact.id, lst.id, "grant", "consent", "internal_file")
     assert consent.get_subscription(org.id, contact.id, lst.id).status == "pending"
     consent.confirm_subscription(org.id, contact.id, lst.id, secret())
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
     assert not suppression.is_suppressed(org.id, contact.email, secret())
 
 
@@ -140,7 +140,7 @@ def test_sendable_contact_ids_lists_each_contact_once(org):
     consent.record_consent(org.id, both.id, lst2.id, "grant", "consent", "internal_file")
     risky = make_contact(org, lst1, source="purchased", confirmed=False)
     gone = make_contact(org, lst2, status="bounced")
-    ids = list(db.session.scalars(consent.sendable_contact_ids(org.id, [lst1.id, lst2.id])))
+    ids = list(db.session.scalars(memberships.sendable_contact_ids(org.id, [lst1.id, lst2.id])))
     assert ids == [both.id]
     assert risky.id not in ids and gone.id not in ids
 
@@ -151,7 +151,7 @@ def test_a_tracking_choice_is_recorded_in_the_ledger(org):
     consent.record_tracking_consent(org.id, contact.id, True, {"form": "prefs"})
     assert consent.get_subscription(org.id, contact.id, lst.id).tracking_consent
     assert consent.record_tracking_consent(org.id, contact.id, True) is None
-    last = consent.consent_history(org.id, contact.id)[-1]
+    last = consent_history.consent_history(org.id, contact.id)[-1]
     assert (last.purpose, last.action, last.list_id) == ("tracking", "grant", None)
 
 
@@ -191,7 +191,7 @@ def test_bulk_grant_leaves_a_subscription_made_meanwhile_alone(org):
     lst = make_list(org)
     already = make_contact(org, lst)
     fresh = make_contact(org)
-    count = consent.bulk_grant(
+    count = consent_bulk.bulk_grant(
         org.id,
         lst,
         [(already.id, {"row": 2}), (fresh.id, {"row": 3})],
@@ -199,6 +199,6 @@ def test_bulk_grant_leaves_a_subscription_made_meanwhile_alone(org):
         legal_basis="consent",
     )
     assert count == 1
-    assert [e.action for e in consent.consent_history(org.id, already.id)] == ["grant"]
-    assert consent.consent_history(org.id, fresh.id)[0].evidence == {"row": 3}
-    assert consent.is_sendable(org.id, fresh.id, lst.id)
+    assert [e.action for e in consent_history.consent_history(org.id, already.id)] == ["grant"]
+    assert consent_history.consent_history(org.id, fresh.id)[0].evidence == {"row": 3}
+    assert memberships.is_sendable(org.id, fresh.id, lst.id)

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from contacts import consent, gdpr, import_report, imports, people, uploads
+from contacts import (
+    consent,
+    consent_history,
+    gdpr,
+    import_report,
+    imports,
+    memberships,
+    people,
+    uploads,
+)
 from contacts.actors import run_import
 from contacts.db import DomainError, db
 from contacts.importfile import ImportFileError, Limits
@@ -80,7 +89,7 @@ def test_every_imported_address_has_its_evidence_in_the_ledger(app, org):
     lst = make_list(org)
     batch = run(app, org, lst, "utf8-bom.csv", user=user)
     zoe = people.find_contact(org.id, "zoe@exämple.fr")
-    [entry] = consent.consent_history(org.id, zoe.id)
+    [entry] = consent_history.consent_history(org.id, zoe.id)
     assert (entry.action, entry.source, entry.import_batch_id) == (
         "grant",
         "internal_file",
@@ -88,7 +97,7 @@ def test_every_imported_address_has_its_evidence_in_the_ledger(app, org):
     )
     assert entry.actor_user_id == user.id and entry.evidence == {"row": 2}
     assert len(batch.sha256) == 64 and batch.attestation.startswith("Fichier")
-    assert consent.is_sendable(org.id, zoe.id, lst.id)
+    assert memberships.is_sendable(org.id, zoe.id, lst.id)
 
 
 def test_an_idn_address_is_kept_in_unicode_and_matches_its_punycode_form(app, org):
@@ -214,7 +223,7 @@ def test_risky_sources_are_imported_pending_and_flagged(app, org):
     contact = people.find_contact(org.id, "un@mairie-exemple.fr")
     sub = consent.get_subscription(org.id, contact.id, lst.id)
     assert (sub.status, sub.is_risky) == ("pending", True)
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_an_import_into_another_bodys_list_is_not_found(app, org):

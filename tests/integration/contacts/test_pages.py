@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from contacts import consent, people, suppression
+from contacts import consent, consent_history, people, suppression
 from contacts.db import db
 from contacts.models import Contact, ImportBatch, MailingList, Segment
 from tests.factories import make_list, make_org
@@ -231,7 +231,7 @@ def test_gdpr_export_and_erasure_from_the_contact_page(client, login_as, org):
     assert (erased.status, erased.first_name) == ("erased", "")
     assert "efface" not in erased.email
     assert suppression.is_suppressed(org.id, "efface@exemple.fr", secret())
-    assert consent.consent_history(org.id, contact.id)[-1].action == "withdraw"
+    assert consent_history.consent_history(org.id, contact.id)[-1].action == "withdraw"
 
 
 def test_the_suppression_page_checks_and_adds_an_address(client, login_as, org):

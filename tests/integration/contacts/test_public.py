@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from analytics import links
 from analytics.models import TrackingEvent
 from campaigns.models import Campaign, Delivery
-from contacts import consent, people, suppression
+from contacts import consent, consent_history, memberships, people, suppression
 from contacts.db import db
 from contacts.models import ConsentEvent, Contact, Subscription
 from tests.factories import make_list, make_org
@@ -56,7 +56,7 @@ def test_subscribe_confirm_then_unsubscribe_in_one_click(client, org):
     )
     assert response.status_code == 200
     contact = people.find_contact(org.id, "habitant@exemple.fr")
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
     [mail] = outbox_for("habitant@exemple.fr")
     confirm_path = link_in(mail, "/confirm/")
 
@@ -64,8 +64,8 @@ def test_subscribe_confirm_then_unsubscribe_in_one_click(client, org):
     assert consent.get_subscription(org.id, contact.id, lst.id).status == "pending"
     assert client.post(confirm_path).status_code == 200
     db.session.expire_all()
-    assert consent.is_sendable(org.id, contact.id, lst.id)
-    grant, confirm = consent.consent_history(org.id, contact.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
+    grant, confirm = consent_history.consent_history(org.id, contact.id)
     assert grant.evidence["form_url"].startswith("http")
     assert "J'accepte" in grant.evidence["wording"]
     assert confirm.action == "confirm" and confirm.evidence["confirmed_at"]
@@ -74,9 +74,9 @@ def test_subscribe_confirm_then_unsubscribe_in_one_click(client, org):
     first = client.post(path, data=ONE_CLICK)
     assert first.status_code == 200 and "Location" not in first.headers
     db.session.expire_all()
-    assert consent.consent_history(org.id, contact.id)[-1].action == "withdraw"
+    assert consent_history.consent_history(org.id, contact.id)[-1].action == "withdraw"
     assert suppression.is_suppressed(org.id, "habitant@exemple.fr", secret())
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
     count = _ledger_count()
     again = client.post(path, data=ONE_CLICK)
     assert again.status_code == 200 and "Location" not in again.headers
@@ -90,7 +90,7 @@ def test_confirming_twice_writes_one_confirmation(client, org):
     path = links.confirm_url(PUBLIC, secret(), org.id, contact.id, lst.id).removeprefix(PUBLIC)
     client.post(path)
     client.post(path)
-    actions = [e.action for e in consent.consent_history(org.id, contact.id)]
+    actions = [e.action for e in consent_history.consent_history(org.id, contact.id)]
     assert actions == ["grant", "confirm"]
 
 
@@ -115,7 +115,7 @@ def test_a_get_of_the_unsubscribe_link_never_unsubscribes(client, org):
     assert response.status_code == 200
     assert 'value="One-Click"' in response.get_data(as_text=True)
     assert _ledger_count() == count
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_a_post_without_the_one_click_body_is_refused(client, org):
@@ -123,7 +123,7 @@ def test_a_post_without_the_one_click_body_is_refused(client, org):
     contact = make_contact(org, lst)
     db.session.commit()
     assert client.post(_unsub_path(org, contact, lst)).status_code == 400
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 @pytest.mark.parametrize("kind", ["forged", "other_secret", "foreign_contact", "confirm_token"])
@@ -145,7 +145,7 @@ def test_a_bad_unsubscribe_token_is_refused_and_changes_nothing(client, org, kin
     response = client.post(f"/u/{token}", data=ONE_CLICK)
     assert 400 <= response.status_code < 500 and "Location" not in response.headers
     assert _ledger_count() == count
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_one_click_counts_an_anonymous_unsubscribe_for_the_campaign(client, org):
@@ -252,7 +252,7 @@ def test_the_preference_centre_leaves_one_list_without_suppressing(client, org):
     )
     assert response.status_code == 302
     db.session.expire_all()
-    assert consent.is_sendable(org.id, contact.id, keep.id)
+    assert memberships.is_sendable(org.id, contact.id, keep.id)
     assert consent.get_subscription(org.id, contact.id, leave.id).status == "withdrawn"
     assert not suppression.is_suppressed(org.id, contact.email, secret())
     assert db.session.get(Contact, contact.id).first_name == "Zoé"
@@ -287,11 +287,11 @@ def test_a_subscription_for_a_suppressed_address_needs_the_persons_confirmation(
     db.session.commit()
     client.post(_subscribe_path(org, lst), data={"email": "parti@exemple.fr", "consent": "1"})
     contact = people.find_contact(org.id, "parti@exemple.fr")
-    assert not consent.is_sendable(org.id, contact.id, lst.id)
+    assert not memberships.is_sendable(org.id, contact.id, lst.id)
     [mail] = outbox_for("parti@exemple.fr")
     client.post(link_in(mail, "/confirm/"))
     db.session.expire_all()
-    assert consent.is_sendable(org.id, contact.id, lst.id)
+    assert memberships.is_sendable(org.id, contact.id, lst.id)
 
 
 def test_already_subscribed_people_get_the_same_answer(client, org):
