@@ -63,5 +63,6 @@ clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache
 
 translations: $(DEVSTAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o /tmp/crieur-messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -k DomainError:2 -k ApiError:2 \
+		-k MjmlError:2 -k ImportFileError:2 -o /tmp/crieur-messages.pot .
 	$(BIN)/pybabel update -i /tmp/crieur-messages.pot -d webapp/translations -l en --no-fuzzy-matching

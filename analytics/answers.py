@@ -35,6 +35,7 @@ from campaigns.ics import EventInfo, parse_event
 from campaigns.models import Campaign, Delivery
 from contacts import gdpr
 from contacts.db import DomainError, db, utcnow
+from contacts.i18n import N_
 from contacts.models import Contact, TrackingPolicy
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 RSVP_CHOICES = ("yes", "no", "maybe")
-RSVP_LABELS = {"yes": "Oui", "no": "Non", "maybe": "Peut-être"}
+RSVP_LABELS = {"yes": N_("Oui"), "no": N_("Non"), "maybe": N_("Peut-être")}
 
 
 @dataclass

@@ -42,6 +42,7 @@ from analytics.models import Answer, SiteHit, TrackingEvent
 from analytics.sanitize import clean_value
 from campaigns.ics import EventInfo
 from campaigns.models import Campaign, CampaignLink, Delivery
+from contacts.i18n import N_
 from contacts.models import Organisation, TrackingPolicy
 
 __all__ = [
@@ -487,12 +488,17 @@ def campaign_page(
     notes = []
     if policy == TrackingPolicy.OFF:
         notes.append(
-            "La mesure est désactivée pour cet organisme : ni pixel ni lien de suivi "
-            "dans les e-mails, seules les réponses et les désinscriptions sont comptées."
+            N_(
+                "La mesure est désactivée pour cet organisme : ni pixel ni lien de suivi "
+                "dans les e-mails, seules les réponses et les désinscriptions sont comptées."
+            )
         )
     elif policy == TrackingPolicy.AGGREGATE:
         notes.append(
-            "Mesure anonyme : les ouvertures et les clics sont comptés sans savoir qui les a faits."
+            N_(
+                "Mesure anonyme : les ouvertures et les clics sont comptés sans savoir qui les "
+                "a faits."
+            )
         )
     return CampaignPage(
         campaign=campaign,
@@ -640,14 +646,14 @@ def body_dashboard(
 
 
 def source_labels() -> Mapping[str, str]:
-    """French names of consent sources, for tables and charts."""
+    """French names of consent sources (msgids, ``N_``), for tables and charts."""
     return {
-        "web_form": "formulaire du site",
-        "event_signup": "inscription à un événement",
-        "internal_file": "fichier interne",
-        "directory": "annuaire",
-        "exchanged": "échangé avec un autre organisme",
-        "purchased": "fichier acheté",
-        "unknown": "origine inconnue",
+        "web_form": N_("formulaire du site"),
+        "event_signup": N_("inscription à un événement"),
+        "internal_file": N_("fichier interne"),
+        "directory": N_("annuaire"),
+        "exchanged": N_("échangé avec un autre organisme"),
+        "purchased": N_("fichier acheté"),
+        "unknown": N_("origine inconnue"),
         "api": "API",
     }

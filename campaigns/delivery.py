@@ -58,6 +58,7 @@ from sqlalchemy import (
 from campaigns import ratelimit, workflow
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from contacts.db import DomainError, UTCDateTime, db, utcnow
+from contacts.i18n import N_
 from contacts.memberships import sendable_clause
 from contacts.models import (
     Contact,
@@ -80,12 +81,12 @@ FINAL = (D.SENT, D.FAILED, D.UNKNOWN, D.CANCELLED, D.SKIPPED)
 # "confirmed" only for a re-permission campaign (already sendable: nothing to ask).
 LEFT_OUT = ("pending", "risky", "unsubscribed", "bounced", "suppressed", "confirmed")
 LEFT_OUT_LABELS = {
-    "pending": "inscription non confirmée (double opt-in en attente)",
-    "risky": "source à risque en attente de nouvelle autorisation",
-    "unsubscribed": "désinscrit·e",
-    "bounced": "adresse en échec définitif",
-    "suppressed": "adresse supprimée (signalement ou effacement)",
-    "confirmed": "inscription déjà confirmée (rien à redemander)",
+    "pending": N_("inscription non confirmée (double opt-in en attente)"),
+    "risky": N_("source à risque en attente de nouvelle autorisation"),
+    "unsubscribed": N_("désinscrit·e"),
+    "bounced": N_("adresse en échec définitif"),
+    "suppressed": N_("adresse supprimée (signalement ou effacement)"),
+    "confirmed": N_("inscription déjà confirmée (rien à redemander)"),
 }
 
 

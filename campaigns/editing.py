@@ -163,7 +163,8 @@ def _ids(org_id: int, value: Any, model: type, what: Mapping[str, str], key: str
         if number not in ids:
             ids.append(number)
     if len(ids) > MAX_TARGETS:
-        raise DomainError("invalid_" + key, what["too_many"], params={"max": MAX_TARGETS})
+        too_many = what["too_many"]  # not inline: extraction would take the key for a message
+        raise DomainError("invalid_" + key, too_many, params={"max": MAX_TARGETS})
     if ids:
         found = set(
             db.session.scalars(
@@ -172,7 +173,8 @@ def _ids(org_id: int, value: Any, model: type, what: Mapping[str, str], key: str
         )
         missing = [i for i in ids if i not in found]
         if missing:
-            raise DomainError("not_found", what["missing"], status=404, params={"id": missing[0]})
+            message = what["missing"]
+            raise DomainError("not_found", message, status=404, params={"id": missing[0]})
     return ids
 
 

@@ -15,7 +15,9 @@ MIN_PASSWORD = 12
 def check_new_password(password: str) -> None:
     if len(password or "") < MIN_PASSWORD:
         raise DomainError(
-            "weak_password", f"Le mot de passe doit compter au moins {MIN_PASSWORD} caractères."
+            "weak_password",
+            "Le mot de passe doit compter au moins %(min)s caractères.",
+            params={"min": MIN_PASSWORD},
         )
     if len(password) > 1024:
         raise DomainError("weak_password", "Mot de passe trop long.")
@@ -26,7 +28,9 @@ def create_user(email: str, role: str, org_id: int | None, password: str, name: 
     try:
         email = validate_email((email or "").strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise DomainError("invalid_email", f"Adresse e-mail invalide : {exc}") from exc
+        raise DomainError(
+            "invalid_email", "Adresse e-mail invalide : %(reason)s", params={"reason": str(exc)}
+        ) from exc
     if role not in {r.value for r in Role}:
         raise DomainError("invalid_role", "Rôle inconnu (officer, director, admin ou analyst).")
     if role == Role.ANALYST and org_id is not None:

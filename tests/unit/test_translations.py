@@ -23,7 +23,18 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 PO_PATH = ROOT / "webapp" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+# The same keywords as ``make translations``: N_ marks labels in the domain packages, and a
+# refusal's message is the second argument of DomainError and its subclasses.
+KEYWORDS = {
+    **DEFAULT_KEYWORDS,
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+    "DomainError": (2,),
+    "ApiError": (2,),
+    "MjmlError": (2,),
+    "ImportFileError": (2,),
+}
 
 # %(name)s-style placeholders, a literal %% and Jinja-looking {{ variables }} shown to users
 # (e.g. the personalisation variables in a hint) must survive translation unchanged.
@@ -146,6 +157,29 @@ def test_placeholder_check_notices_a_renamed_or_dropped_placeholder():
     assert _mismatches("Compte créé pour %(email)s.", "Account created for %(mail)s.")
     assert _mismatches("%(n)s %% de %(t)s", "%(n)s of %(t)s")
     assert not _mismatches("Du %(a)s au %(b)s", "From %(a)s to %(b)s")
+
+
+def test_make_translations_extracts_with_the_same_keywords():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    target = makefile.split("\ntranslations:", 1)[1].split("\n\n", 1)[0]
+    for keyword, spec in KEYWORDS.items():
+        if keyword in DEFAULT_KEYWORDS:
+            continue
+        flag = f"-k {keyword}" + (f":{spec[0]}" if spec else "")
+        assert flag in target, f"`make translations` lacks {flag}"
+
+
+def test_domain_packages_are_extracted():
+    patterns = {pattern for pattern, _method in _method_map()[0]}
+    for package in ("contacts", "campaigns", "analytics"):
+        assert f"{package}/**.py" in patterns
+
+
+def test_domain_refusals_are_extracted_with_their_message(extracted):
+    assert any(place.startswith("contacts/") for places in extracted.values() for place in places)
+    assert not any(key[0] in {"not_found", "forbidden"} for key in extracted), (
+        "a DomainError code was extracted instead of its message"
+    )
 
 
 def test_the_english_catalogue_compiles(catalogue):

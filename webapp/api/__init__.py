@@ -15,8 +15,10 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask_babel import gettext as _
 
 from contacts.db import DomainError, db
+from contacts.i18n import N_
 from webapp.auth import audit, user_for_token
 from webapp.extensions import csrf
 
@@ -43,14 +45,14 @@ def authenticate() -> Any:
     if request.endpoint == "api.openapi":
         return None
     header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
+    scheme, _sep, raw = header.partition(" ")
     found = user_for_token(raw.strip()) if scheme.lower() == "bearer" and raw else None
     if found is None:
         return jsonify(
             {
                 "error": {
                     "code": "unauthorized",
-                    "message": "Jeton d'API manquant, invalide ou révoqué.",
+                    "message": _("Jeton d'API manquant, invalide ou révoqué."),
                 }
             }
         ), 401
@@ -82,9 +84,21 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+NOT_FOUND = {
+    "objet": N_("Objet introuvable."),
+    "campagne": N_("Campagne introuvable."),
+    "liste": N_("Liste introuvable."),
+    "contact": N_("Contact introuvable."),
+    "organisme": N_("Organisme introuvable."),
+    "import": N_("Import introuvable."),
+    "segment": N_("Segment introuvable."),
+}
+
+
 def not_found(what: str = "objet") -> ApiError:
     audit("not_found", f"{request.method} {request.path}")
-    return ApiError("not_found", f"{what.capitalize()} introuvable.", status=404)
+    message = NOT_FOUND.get(what) or N_("%(what)s introuvable.", what=what.capitalize())
+    return ApiError("not_found", message, status=404)
 
 
 def org_id() -> int:

@@ -16,8 +16,10 @@ from analytics import dashboard, export
 from analytics.benchmark.indicators import record_practice_signal
 from analytics.snippet import snippet_html
 from contacts.db import db
+from contacts.i18n import N_
 from contacts.models import Organisation
 from webapp.auth import current_org_id, roles_required
+from webapp.i18n import translate_labels
 from webapp.views.tracking import flush_quietly, state
 
 bp = Blueprint("analytics", __name__, url_prefix="/analytics")
@@ -29,25 +31,25 @@ FORMATS = {
 }
 
 DEVICE_LABELS = {
-    "phone": "téléphone",
-    "tablet": "tablette",
-    "desktop": "ordinateur",
-    "unknown": "inconnu (masqué par un relais)",
+    "phone": N_("téléphone"),
+    "tablet": N_("tablette"),
+    "desktop": N_("ordinateur"),
+    "unknown": N_("inconnu (masqué par un relais)"),
 }
 FIGURE_LABELS = {
-    "recipients": "Destinataires",
-    "delivered": "Délivrés",
-    "failed": "Échecs (adresses rejetées)",
-    "deferred": "Différés (en nouvelle tentative)",
-    "opens_unique": "Ouvertures (personnes)",
-    "opens_machine": "Ouvertures par des robots (relais, antivirus)",
-    "clicks_unique": "Clics (personnes)",
-    "unsubscribes": "Désinscriptions",
-    "site_visits": "Visites du site apportées",
-    "open_rate": "Taux d'ouverture",
-    "click_rate": "Taux de clic",
-    "click_to_open": "Clics parmi les ouvreurs",
-    "unsubscribe_rate": "Taux de désinscription",
+    "recipients": N_("Destinataires"),
+    "delivered": N_("Délivrés"),
+    "failed": N_("Échecs (adresses rejetées)"),
+    "deferred": N_("Différés (en nouvelle tentative)"),
+    "opens_unique": N_("Ouvertures (personnes)"),
+    "opens_machine": N_("Ouvertures par des robots (relais, antivirus)"),
+    "clicks_unique": N_("Clics (personnes)"),
+    "unsubscribes": N_("Désinscriptions"),
+    "site_visits": N_("Visites du site apportées"),
+    "open_rate": N_("Taux d'ouverture"),
+    "click_rate": N_("Taux de clic"),
+    "click_to_open": N_("Clics parmi les ouvreurs"),
+    "unsubscribe_rate": N_("Taux de désinscription"),
 }
 RATE_OF = {
     "opens_unique": "open_rate",
@@ -102,9 +104,9 @@ def _helpers() -> dict[str, Any]:
         "pct": pct,
         "num": num,
         "delta": delta,
-        "device_labels": DEVICE_LABELS,
-        "figure_labels": FIGURE_LABELS,
-        "source_labels": dashboard.source_labels(),
+        "device_labels": translate_labels(DEVICE_LABELS),
+        "figure_labels": translate_labels(FIGURE_LABELS),
+        "source_labels": translate_labels(dashboard.source_labels()),
     }
 
 

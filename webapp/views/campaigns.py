@@ -37,7 +37,7 @@ from contacts.models import Contact, MailingList, Organisation, Subscription
 from webapp.api.campaigns import TEST_SEND_LIMIT
 from webapp.auth import audit, current_org_id, roles_required
 from webapp.extensions import limiter
-from webapp.i18n import error_text
+from webapp.i18n import error_text, translate
 from webapp.models import User
 from webapp.templating import STATUS_LABELS
 from webapp.views.outbox import PREVIEW_CSP
@@ -203,11 +203,13 @@ def edit(campaign_id: int):
         "previewUrl": url_for("campaigns.preview_html", campaign_id=campaign.id),
         "previewJsonUrl": url_for("campaigns.preview_json", campaign_id=campaign.id),
         "types": [
-            {"type": t, "label": TYPE_LABELS[t]}
+            {"type": t, "label": translate(TYPE_LABELS[t])}
             for t in BLOCK_TYPES
             if t != "confirm" or campaign.is_repermission
         ],
-        "networks": [{"key": k, "label": v} for k, v in SOCIAL_NETWORKS.items() if k != "twitter"],
+        "networks": [
+            {"key": k, "label": translate(v)} for k, v in SOCIAL_NETWORKS.items() if k != "twitter"
+        ],
     }
     return render_template(
         "campaigns/edit.html",

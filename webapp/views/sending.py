@@ -24,6 +24,7 @@ from flask_login import current_user
 from campaigns import actors, delivery, editing, resend
 from campaigns.models import Campaign, CampaignStatus
 from contacts.db import DomainError, db
+from contacts.i18n import N_
 from webapp.auth import audit, current_org_id, roles_required
 from webapp.i18n import error_text
 
@@ -34,12 +35,12 @@ READ = ("officer", "director", "admin")
 SENDERS = ("officer", "director")
 CONFIRMABLE = (S.APPROVED, S.HELD, S.SCHEDULED)
 LISTS = {
-    "sent": "Ont reçu le message",
-    "pending": "Pas encore envoyé",
-    "duplicates": "L'ont peut-être reçu deux fois",
-    "unknown": "Réception incertaine (connexion coupée après l'envoi)",
-    "failed": "Échecs",
-    "skipped": "Non envoyé (désinscription, suppression ou annulation)",
+    "sent": N_("Ont reçu le message"),
+    "pending": N_("Pas encore envoyé"),
+    "duplicates": N_("L'ont peut-être reçu deux fois"),
+    "unknown": N_("Réception incertaine (connexion coupée après l'envoi)"),
+    "failed": N_("Échecs"),
+    "skipped": N_("Non envoyé (désinscription, suppression ou annulation)"),
 }
 
 
