@@ -29,6 +29,7 @@ from contacts.importfile import (
     empty_file_error,
     no_email_column_error,
 )
+from contacts.lists import field_key
 from contacts.xlsx_reading import declared_rows, open_workbook, xlsx_records
 
 HEADER_SEARCH_ROWS = 10
@@ -274,3 +275,51 @@ def estimate_rows(fmt: FileFormat, head: Head, data: list[Any], size: int) -> in
 
 def pad(row: list[str], width: int) -> list[str]:
     return row[:width] + [""] * (width - len(row))
+
+
+# The wizard shows one choice per column: "email", "first_name", "last_name",
+# "field:<name>" (a custom field; "new:<name>" for one the list does not have yet) or "".
+
+
+def mapping_choices(mapping: ColumnMapping, width: int) -> list[str]:
+    """The wizard's choice for each of ``width`` columns, from a (guessed) mapping."""
+    choices: list[str] = []
+    for i in range(width):
+        if mapping.email == i:
+            choices.append("email")
+        elif mapping.first_name == i:
+            choices.append("first_name")
+        elif mapping.last_name == i:
+            choices.append("last_name")
+        else:
+            name = next((k for k, v in mapping.fields.items() if v == i), None)
+            choices.append(f"field:{name}" if name else "")
+    return choices
+
+
+def mapping_from_choices(choices: Sequence[str]) -> ColumnMapping:
+    """The mapping the person chose in the wizard, one choice per column (see above).
+
+    Custom field names become list field keys (``contacts.lists.field_key``); the first
+    column chosen for a name or a field wins; two e-mail columns are refused.
+    """
+    email = first = last = None
+    fields: dict[str, int] = {}
+    for i, choice in enumerate(choices):
+        if choice == "email":
+            if email is not None:
+                raise ImportFileError(
+                    "invalid_mapping", "Une seule colonne peut contenir les adresses e-mail."
+                )
+            email = i
+        elif choice == "first_name" and first is None:
+            first = i
+        elif choice == "last_name" and last is None:
+            last = i
+        elif choice.startswith(("field:", "new:")):
+            key = field_key(choice.split(":", 1)[1])
+            if key and key not in fields:
+                fields[key] = i
+    if email is None:
+        raise ImportFileError("no_email_column", "Choisissez la colonne des adresses e-mail.")
+    return ColumnMapping(email=email, first_name=first, last_name=last, fields=fields)

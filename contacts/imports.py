@@ -30,6 +30,7 @@ the import.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,17 @@ def list_imports(org_id: int, limit: int = 50, offset: int = 0) -> list[ImportBa
             scoped(ImportBatch, org_id).order_by(ImportBatch.id.desc()).limit(limit).offset(offset)
         )
     )
+
+
+def imports_by_id(org_id: int, batch_ids: Iterable[int | None]) -> dict[int, ImportBatch]:
+    """The body's batches among ``batch_ids`` (a contact's ledger names the ones it came from)."""
+    ids = {i for i in batch_ids if i}
+    if not ids:
+        return {}
+    return {
+        b.id: b
+        for b in db.session.scalars(scoped(ImportBatch, org_id).where(ImportBatch.id.in_(ids)))
+    }
 
 
 def import_as_dict(batch: ImportBatch) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Writing the projection is ``contacts.consent``'s alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 
@@ -71,3 +72,50 @@ def subscriptions_of(org_id: int, contact_id: int) -> list[tuple[Subscription, M
         .order_by(MailingList.name, MailingList.id)
     )
     return [(s, m) for s, m in rows]
+
+
+def list_members(
+    org_id: int, list_id: int, *, limit: int = 50, offset: int = 0
+) -> list[tuple[Subscription, Contact]]:
+    """One page of a list's members, newest subscription first."""
+    rows = db.session.execute(
+        select(Subscription, Contact)
+        .join(Contact, Contact.id == Subscription.contact_id)
+        .where(Subscription.organisation_id == org_id, Subscription.list_id == list_id)
+        .order_by(Subscription.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(s, c) for s, c in rows]
+
+
+EXPORT_HEADER = ["E-mail", "Prénom", "Nom", "Statut", "Inscription", "Origine", "Base légale"]
+
+
+def export_rows(org_id: int, mlist: MailingList) -> tuple[list[str], Iterator[list[Any]]]:
+    """The header and rows of a list's members for a spreadsheet, custom fields last.
+
+    Rows are values as stored (status, source and basis codes); the caller writes them
+    through ``contacts.spreadsheet``, which makes them formula-safe.
+    """
+    fields = list(mlist.custom_fields or [])
+    rows = db.session.execute(
+        select(Subscription, Contact)
+        .join(Contact, Contact.id == Subscription.contact_id)
+        .where(Subscription.organisation_id == org_id, Subscription.list_id == mlist.id)
+        .order_by(Contact.id)
+    )
+    body = (
+        [
+            c.email,
+            c.first_name,
+            c.last_name,
+            c.status,
+            s.status,
+            s.source,
+            s.legal_basis,
+            *[(c.fields or {}).get(f, "") for f in fields],
+        ]
+        for s, c in rows
+    )
+    return EXPORT_HEADER + fields, body

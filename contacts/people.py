@@ -208,6 +208,11 @@ def search_query(
     return query.order_by(Contact.id.desc())
 
 
+def count_contacts(org_id: int) -> int:
+    """How many contacts the body has, whatever their status."""
+    return db.session.scalar(select(func.count()).select_from(search_query(org_id).subquery()))
+
+
 def search_contacts(
     org_id: int,
     *,
