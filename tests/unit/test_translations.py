@@ -186,3 +186,29 @@ def test_the_english_catalogue_compiles(catalogue):
     buffer = io.BytesIO()
     write_mo(buffer, catalogue)
     assert buffer.getvalue()
+
+
+def test_a_refusal_keeps_its_message_id_and_parameters_apart():
+    from contacts.db import DomainError
+
+    exc = DomainError("too_long", "Description : %(max)s caractères au plus.", params={"max": 20})
+    assert exc.msgid == "Description : %(max)s caractères au plus."
+    assert exc.params == {"max": 20}
+    assert exc.message == str(exc) == "Description : 20 caractères au plus."
+
+
+def test_a_domain_message_is_french_text_that_remembers_its_id():
+    import json
+    import pickle
+
+    from contacts.i18n import N_, Message, join_messages
+
+    assert N_("presse") == "presse" and not isinstance(N_("presse"), Message)
+    message = N_("Bloc %(n)s (%(label)s)", n=2, label=Message("titre"))
+    assert message == "Bloc 2 (titre)"
+    assert (message.msgid, message.params["n"]) == ("Bloc %(n)s (%(label)s)", 2)
+    assert json.dumps(message) == json.dumps("Bloc 2 (titre)")
+    assert pickle.loads(pickle.dumps(message)).msgid == message.msgid
+    joined = join_messages([message, "Règle incomplète."])
+    assert joined == "Bloc 2 (titre) Règle incomplète."
+    assert all(isinstance(p, Message) for p in joined.params.values())
