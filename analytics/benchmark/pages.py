@@ -121,13 +121,13 @@ def body_page(
                 "title": THEME_LABELS.get(theme, theme),
                 "labels": [r["label"] for r in theme_rows],
                 "series": [
-                    {"name": "Votre organisme", "data": [_mine(r) for r in theme_rows]},
+                    {"name": N_("Votre organisme"), "data": [_mine(r) for r in theme_rows]},
                     {
-                        "name": baseline.code if baseline else "Référence",
+                        "name": baseline.code if baseline else N_("Référence"),
                         "data": [r["baseline"] for r in theme_rows],
                     },
                     {
-                        "name": "Vos pairs aujourd'hui",
+                        "name": N_("Vos pairs aujourd'hui"),
                         "data": [r["peer_value"] for r in theme_rows],
                     },
                 ],
@@ -154,8 +154,10 @@ def body_page(
         "peers_note": (
             None
             if cells is not None
-            else "Les comparaisons avec les autres organismes seront affichées à la "
-            "publication des résultats de l'édition."
+            else N_(
+                "Les comparaisons avec les autres organismes seront affichées à la "
+                "publication des résultats de l'édition."
+            )
         ),
         "baseline_source": baseline.source if baseline else None,
     }

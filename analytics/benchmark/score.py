@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from contacts.i18n import N_, Message
+
 DIMENSIONS = {
-    "collection": "Collecte et consentement",
-    "content": "Contenu et mobile",
-    "measurement": "Mesure",
-    "reach": "Portée",
+    "collection": N_("Collecte et consentement"),
+    "content": N_("Contenu et mobile"),
+    "measurement": N_("Mesure"),
+    "reach": N_("Portée"),
 }
 
 
@@ -44,11 +46,20 @@ class DimensionScore:
     @property
     def summary(self) -> str:
         if self.score is None:
-            return f"{self.label} : non évalué (aucune donnée)."
+            return N_("%(label)s : non évalué (aucune donnée).", label=Message(self.label))
         level = (
-            "bon" if self.score >= 70 else "à consolider" if self.score >= 40 else "à construire"
+            N_("bon")
+            if self.score >= 70
+            else N_("à consolider")
+            if self.score >= 40
+            else N_("à construire")
         )
-        return f"{self.label} : {self.score}/100, niveau {level}."
+        return N_(
+            "%(label)s : %(score)s/100, niveau %(level)s.",
+            label=Message(self.label),
+            score=self.score,
+            level=Message(level),
+        )
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,9 @@ def _pick(
     ind: str, declared: Mapping[str, float], observed: Mapping[str, float]
 ) -> tuple[float | None, str]:
     if ind in observed and observed[ind] is not None:
-        return float(observed[ind]), "observé"
+        return float(observed[ind]), N_("observé")
     if ind in declared and declared[ind] is not None:
-        return float(declared[ind]), "déclaré"
+        return float(declared[ind]), N_("déclaré")
     return None, ""
 
 
@@ -96,17 +107,22 @@ def practice_score(
         comps[dim].append(Component(cid, label, value, weight, source, explanation))
 
     # Collection and consent
-    risky, src = (observed.get("contacts_risky_pct"), "observé")
+    risky, src = (observed.get("contacts_risky_pct"), N_("observé"))
     if risky is not None:
         add(
             "collection",
             "risky_sources",
-            "Contacts de sources à risque",
+            N_("Contacts de sources à risque"),
             _clip(100 - 5 * risky),
             3,
             src,
-            f"{risky:.0f} % de vos inscriptions viennent d'échanges, d'achats ou d'une "
-            "source inconnue (0 % donne 100, 20 % ou plus donne 0).",
+            N_(
+                N_(
+                    "%(pct)s %% de vos inscriptions viennent d'échanges, d'achats ou d'une "
+                    "source inconnue (0 %% donne 100, 20 %% ou plus donne 0)."
+                ),
+                pct=f"{risky:.0f}",
+            ),
         )
     else:
         flags = [
@@ -118,35 +134,42 @@ def practice_score(
             add(
                 "collection",
                 "risky_sources",
-                "Pratiques de collecte à risque",
+                N_("Pratiques de collecte à risque"),
                 _clip(100 - share),
                 3,
                 known[0][1],
-                "Échange, achat de fichiers ou origine inconnue : chaque "
-                "pratique déclarée fait baisser ce critère.",
+                N_(
+                    "Échange, achat de fichiers ou origine inconnue : chaque "
+                    "pratique déclarée fait baisser ce critère."
+                ),
             )
     value, src = get("collect_website_signup")
     if value is not None:
         add(
             "collection",
             "own_signup",
-            "Adresses issues de vos formulaires",
+            N_("Adresses issues de vos formulaires"),
             _clip(value * 1.25),
             2,
             src,
-            f"{value:.0f} % de vos adresses viennent d'inscriptions sur votre site ou à "
-            "vos évènements (80 % ou plus donne 100).",
+            N_(
+                N_(
+                    "%(pct)s %% de vos adresses viennent d'inscriptions sur votre site ou à "
+                    "vos évènements (80 %% ou plus donne 100)."
+                ),
+                pct=f"{value:.0f}",
+            ),
         )
     value, src = get("collect_website_any")
     if value is not None:
         add(
             "collection",
             "signup_form",
-            "Formulaire d'inscription en ligne",
+            N_("Formulaire d'inscription en ligne"),
             value,
             1,
             src,
-            "Un formulaire sur votre site recueille un consentement traçable.",
+            N_("Un formulaire sur votre site recueille un consentement traçable."),
         )
 
     # Content and mobile
@@ -157,22 +180,22 @@ def practice_score(
         add(
             "content",
             "mobile",
-            "E-mails adaptés au mobile",
+            N_("E-mails adaptés au mobile"),
             mobile,
             3,
             src or psrc,
-            "Des e-mails lisibles sur téléphone (un projet en cours compte pour moitié).",
+            N_("Des e-mails lisibles sur téléphone (un projet en cours compte pour moitié)."),
         )
     value, src = get("practice_segmentation")
     if value is not None:
         add(
             "content",
             "segmentation",
-            "Segmentation et personnalisation",
+            N_("Segmentation et personnalisation"),
             value,
             2,
             src,
-            "Adapter les envois aux publics plutôt qu'un même message pour tous.",
+            N_("Adapter les envois aux publics plutôt qu'un même message pour tous."),
         )
     video, src = get("practice_video")
     if video is not None:
@@ -180,22 +203,22 @@ def practice_score(
         add(
             "content",
             "video",
-            "Vidéo dans les e-mails",
+            N_("Vidéo dans les e-mails"),
             video if video else 30.0 * bool(planned),
             1,
             src,
-            "Une vignette vidéo (vœux, grands projets) ; un projet compte pour 30.",
+            N_("Une vignette vidéo (vœux, grands projets) ; un projet compte pour 30."),
         )
     value, src = get("practice_social_networks")
     if value is not None:
         add(
             "content",
             "social",
-            "Liens vers les réseaux sociaux",
+            N_("Liens vers les réseaux sociaux"),
             value,
             1,
             src,
-            "Relayer vos envois sur vos réseaux sociaux.",
+            N_("Relayer vos envois sur vos réseaux sociaux."),
         )
 
     # Measurement
@@ -203,30 +226,30 @@ def practice_score(
         (
             "measure_standard_kpis",
             "read_stats",
-            "Lecture des statistiques",
+            N_("Lecture des statistiques"),
             3,
-            "Consulter ouvertures, clics et désinscriptions après vos envois.",
+            N_("Consulter ouvertures, clics et désinscriptions après vos envois."),
         ),
         (
             "measure_click_rate",
             "click_rate",
-            "Suivi du taux de clics",
+            N_("Suivi du taux de clics"),
             2,
-            "Regarder quels liens sont cliqués.",
+            N_("Regarder quels liens sont cliqués."),
         ),
         (
             "measure_site_traffic",
             "site_traffic",
-            "Trafic généré sur le site",
+            N_("Trafic généré sur le site"),
             1,
-            "Mesurer les visites que vos e-mails apportent à votre site.",
+            N_("Mesurer les visites que vos e-mails apportent à votre site."),
         ),
         (
             "measure_tests",
             "tests",
-            "Tests avant envoi",
+            N_("Tests avant envoi"),
             1,
-            "Tester le rendu et la délivrabilité avant d'envoyer.",
+            N_("Tester le rendu et la délivrabilité avant d'envoyer."),
         ),
     ):
         value, src = get(ind)
@@ -237,11 +260,11 @@ def practice_score(
         add(
             "measurement",
             "measures_something",
-            "Mesure de l'efficacité",
+            N_("Mesure de l'efficacité"),
             0.0,
             2,
             src,
-            "Aucune mesure de l'efficacité des campagnes.",
+            N_("Aucune mesure de l'efficacité des campagnes."),
         )
 
     # Reach
@@ -254,23 +277,28 @@ def practice_score(
         add(
             "reach",
             "uses",
-            "Diversité des usages",
+            N_("Diversité des usages"),
             sum(v for v, _ in known) / len(known),
             2,
             known[0][1],
-            "Lettres, invitations, enquêtes, relations presse : chaque usage "
-            "touche un public de plus.",
+            N_(
+                "Lettres, invitations, enquêtes, relations presse : chaque usage "
+                "touche un public de plus."
+            ),
         )
     failure = observed.get("delivery_failure_pct")
     if failure is not None:
         add(
             "reach",
             "deliverability",
-            "Délivrabilité",
+            N_("Délivrabilité"),
             _clip(100 - 10 * failure),
             2,
-            "observé",
-            f"{failure:.1f} % de vos envois ont échoué (10 % ou plus donne 0).",
+            N_("observé"),
+            N_(
+                "%(pct)s %% de vos envois ont échoué (10 %% ou plus donne 0).",
+                pct=f"{failure:.1f}",
+            ),
         )
     out = {}
     for dim, label in DIMENSIONS.items():
@@ -289,94 +317,114 @@ RULES: tuple[_Rule, ...] = (
         "collection",
         1,
         lambda v: (v("risk_exchange_contacts") or 0) >= 50,
-        "Vos contacts issus d'échanges de fichiers{exchanged} : lancez une campagne de "
-        "reconsentement (double opt-in) ; ils ne recevront rien tant qu'ils n'ont pas confirmé.",
+        N_(
+            "Vos contacts issus d'échanges de fichiers%(exchanged)s : lancez une campagne de "
+            "reconsentement (double opt-in) ; ils ne recevront rien tant qu'ils n'ont pas confirmé."
+        ),
     ),
     (
         "reconsent_purchased",
         "collection",
         1,
         lambda v: (v("risk_buy_files") or 0) >= 50,
-        "Vos contacts issus de fichiers achetés{purchased} : cessez d'en acheter et demandez leur "
-        "consentement par une campagne de reconsentement, ou supprimez-les.",
+        N_(
+            "Vos contacts issus de fichiers achetés%(purchased)s : cessez d'en acheter et "
+            "demandez leur consentement par une campagne de reconsentement, ou supprimez-les."
+        ),
     ),
     (
         "document_unknown",
         "collection",
         1,
         lambda v: (v("risk_unknown_source") or 0) >= 50,
-        "Vos contacts d'origine inconnue{unknown} : retrouvez leur origine ou demandez leur "
-        "consentement avant tout envoi ; à défaut, supprimez-les.",
+        N_(
+            "Vos contacts d'origine inconnue%(unknown)s : retrouvez leur origine ou demandez leur "
+            "consentement avant tout envoi ; à défaut, supprimez-les."
+        ),
     ),
     (
         "add_signup_form",
         "collection",
         2,
         lambda v: v("collect_website_any") == 0,
-        "Ajoutez le formulaire d'inscription Crieur à votre site : chaque inscription est "
-        "confirmée et prouvée (date, page, confirmation).",
+        N_(
+            "Ajoutez le formulaire d'inscription Crieur à votre site : chaque inscription est "
+            "confirmée et prouvée (date, page, confirmation)."
+        ),
     ),
     (
         "read_stats",
         "measurement",
         1,
         lambda v: v("measure_standard_kpis") == 0 or (v("measure_none") or 0) >= 50,
-        "Consultez les statistiques de chaque campagne quelques jours après l'envoi : "
-        "ouvertures, clics, désinscriptions.",
+        N_(
+            "Consultez les statistiques de chaque campagne quelques jours après l'envoi : "
+            "ouvertures, clics, désinscriptions."
+        ),
     ),
     (
         "follow_clicks",
         "measurement",
         2,
         lambda v: v("measure_click_rate") == 0,
-        "Suivez le taux de clics par lien : il dit quels contenus intéressent vraiment.",
+        N_("Suivez le taux de clics par lien : il dit quels contenus intéressent vraiment."),
     ),
     (
         "mobile",
         "content",
         1,
         lambda v: v("practice_mobile_done") == 0,
-        "Rendez vos e-mails lisibles sur mobile : utilisez les modèles Crieur, responsifs, "
-        "et vérifiez l'aperçu téléphone avant l'envoi.",
+        N_(
+            "Rendez vos e-mails lisibles sur mobile : utilisez les modèles Crieur, responsifs, "
+            "et vérifiez l'aperçu téléphone avant l'envoi."
+        ),
     ),
     (
         "segment",
         "content",
         2,
         lambda v: v("practice_segmentation") == 0,
-        "Segmentez vos listes (quartier, centre d'intérêt, public) pour envoyer moins mais "
-        "mieux : c'est la première réponse à la saturation des boîtes.",
+        N_(
+            "Segmentez vos listes (quartier, centre d'intérêt, public) pour envoyer moins mais "
+            "mieux : c'est la première réponse à la saturation des boîtes."
+        ),
     ),
     (
         "inbox_saturation",
         "reach",
         3,
         lambda v: (v("obstacle_inbox_saturation") or 0) >= 50 and v("practice_segmentation") == 0,
-        "Vous citez la saturation des boîtes de réception : espacez vos envois et ciblez-les.",
+        N_("Vous citez la saturation des boîtes de réception : espacez vos envois et ciblez-les."),
     ),
     (
         "resources",
         "reach",
         3,
         lambda v: (v("obstacle_lack_resources") or 0) >= 50,
-        "Vous manquez de ressources : préparez un modèle de lettre réutilisable et un calendrier "
-        "éditorial trimestriel.",
+        N_(
+            "Vous manquez de ressources : préparez un modèle de lettre réutilisable et un "
+            "calendrier éditorial trimestriel."
+        ),
     ),
     (
         "deliverability",
         "reach",
         2,
         lambda v: (v("delivery_failure_pct") or 0) >= 3,
-        "Plus de 3 % de vos envois échouent : nettoyez vos listes (adresses invalides) et "
-        "vérifiez l'authentification de votre domaine (SPF, DKIM, DMARC).",
+        N_(
+            "Plus de 3 %% de vos envois échouent : nettoyez vos listes (adresses invalides) et "
+            "vérifiez l'authentification de votre domaine (SPF, DKIM, DMARC)."
+        ),
     ),
     (
         "video",
         "content",
         3,
         lambda v: v("practice_video") == 0 and (v("practice_video_planned") or 0) >= 50,
-        "Vous projetez d'intégrer de la vidéo : le bloc vidéo de Crieur insère une vignette "
-        "cliquable, lisible partout.",
+        N_(
+            "Vous projetez d'intégrer de la vidéo : le bloc vidéo de Crieur insère une vignette "
+            "cliquable, lisible partout."
+        ),
     ),
 )
 
@@ -403,7 +451,10 @@ def recommendations(
         "purchased": observed.get("contacts_source_purchased_pct"),
         "unknown": observed.get("contacts_source_unknown_pct"),
     }
-    fills = {k: (f" ({v:.0f} % de vos inscriptions)" if v else "") for k, v in share.items()}
+    fills = {
+        k: N_(" (%(pct)s %% de vos inscriptions)", pct=f"{v:.0f}") if v else ""
+        for k, v in share.items()
+    }
     adopted_by_peers = {
         "read_stats": "measure_standard_kpis",
         "follow_clicks": "measure_click_rate",
@@ -418,6 +469,6 @@ def recommendations(
         peer_share = peers.get(adopted_by_peers.get(rid, ""), 0) or 0
         if peer_share >= 50 and priority > 1:
             priority -= 1
-        out.append(Recommendation(rid, dim, priority, text.format(**fills)))
+        out.append(Recommendation(rid, dim, priority, Message(text, fills)))
     out.sort(key=lambda r: r.priority)
     return out[:limit]

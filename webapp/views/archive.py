@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
@@ -185,4 +186,6 @@ def archived_message(slug: str, list_id: int, campaign_id: int):
     )
     db.session.commit()
     back = url_for("archive.list_archive", slug=org.slug, list_id=lst.id)
-    return _message_page(parts["html"], _banner(org, back, f"Toutes les lettres « {lst.name} »"))
+    return _message_page(
+        parts["html"], _banner(org, back, _("Toutes les lettres « %(name)s »", name=lst.name))
+    )

@@ -152,13 +152,15 @@ def _body_charts(page: dict[str, Any]) -> dict[str, Any]:
             "horizontal": True,
             "unit": "%",
             "labels": chart["labels"],
-            "datasets": [{"label": s["name"], "data": s["data"]} for s in chart["series"]],
+            "datasets": [
+                {"label": translate(s["name"]), "data": s["data"]} for s in chart["series"]
+            ],
         }
     charts["score"] = {
         "type": "bar",
         "unit": "/100",
         "max": 100,
-        "labels": [s["label"] for s in page["score"]],
+        "labels": [translate(s["label"]) for s in page["score"]],
         "datasets": [{"label": _("Votre score"), "data": [s["score"] for s in page["score"]]}],
     }
     return charts
