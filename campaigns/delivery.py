@@ -417,7 +417,7 @@ def start_sending(
         S.SENDING,
         user_id,
         role,
-        comment or "Envoi lancé.",
+        comment or N_("Envoi lancé."),
         values={"started_at": db_now(), "finished_at": None},
     )
     count = freeze_audience(org_id, campaign)
@@ -490,7 +490,7 @@ def resume_sending(org_id: int, campaign: Campaign, user_id: int | None, role: s
 
 def cancel_sending(org_id: int, campaign: Campaign, user_id: int | None, role: str) -> int:
     """Cancel; rows not yet handed to a worker become ``cancelled``. Returns their number."""
-    workflow.transition(org_id, campaign, S.CANCELLED, user_id, role, "Envoi annulé.")
+    workflow.transition(org_id, campaign, S.CANCELLED, user_id, role, N_("Envoi annulé."))
     result = db.session.execute(
         update(T)
         .where(T.c.campaign_id == campaign.id, T.c.status.in_(CLAIMABLE))
@@ -528,7 +528,7 @@ def finish_if_done(campaign_id: int) -> bool:
             S.SENT,
             None,
             workflow.SYSTEM,
-            "Envoi terminé : plus aucun message en attente.",
+            N_("Envoi terminé : plus aucun message en attente."),
             values={"finished_at": db_now()},
         )
     except DomainError:

@@ -348,7 +348,7 @@ def create_campaign(
     data: Mapping[str, Any],
     *,
     user_id: int | None,
-    comment: str = "Création de la campagne.",
+    comment: str = N_("Création de la campagne."),
     parent_id: int | None = None,
     compiler: Compiler | None = None,
 ) -> Campaign:
@@ -448,7 +448,7 @@ def update_campaign(
             S.IN_REVIEW,
             user_id,
             role,
-            "Modifiée après approbation : une nouvelle relecture est nécessaire.",
+            N_("Modifiée après approbation : une nouvelle relecture est nécessaire."),
         )
     _try_compile(org_id, campaign, compiler)
     return True
@@ -560,7 +560,7 @@ def create_from_starter(
     """
     if key in ("blank-newsletter", "blank-invitation"):
         data = blank_content(key.removeprefix("blank-"), now)
-        comment = "Création d'une campagne vierge."
+        comment = N_("Création d'une campagne vierge.")
     else:
         found = next((s for s in starter_templates() if s["key"] == key), None)
         if found is None:

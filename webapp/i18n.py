@@ -114,7 +114,8 @@ def error_text(exc: DomainError) -> str:
 
 def compile_catalogues(target: Path) -> Path:
     """Compile every ``.po`` under ``webapp/translations`` into ``target`` when out of date."""
-    for po_path in SOURCE_DIR.glob("*/LC_MESSAGES/*.po"):
+    # messages.po only: `make translations` writes a temporary .po beside it for a moment.
+    for po_path in SOURCE_DIR.glob("*/LC_MESSAGES/messages.po"):
         mo_path = target / po_path.relative_to(SOURCE_DIR).with_suffix(".mo")
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
