@@ -66,7 +66,11 @@ def _refuse_delete(mapper: Any, connection: Any, target: ConsentEvent) -> None:
 def check_source(source: str) -> str:
     if source not in {s.value for s in Source}:
         allowed = ", ".join(s.value for s in Source)
-        raise DomainError("invalid_source", f"Origine inconnue « {source} » (attendu : {allowed}).")
+        raise DomainError(
+            "invalid_source",
+            "Origine inconnue « %(source)s » (attendu : %(allowed)s).",
+            params={"source": source, "allowed": allowed},
+        )
     return source
 
 
@@ -74,7 +78,8 @@ def check_legal_basis(legal_basis: str) -> str:
     if legal_basis not in {b.value for b in LegalBasis}:
         raise DomainError(
             "invalid_legal_basis",
-            f"Base légale inconnue « {legal_basis} » (attendu : consent ou public_task).",
+            "Base légale inconnue « %(basis)s » (attendu : consent ou public_task).",
+            params={"basis": legal_basis},
         )
     return legal_basis
 
@@ -130,7 +135,11 @@ def record_consent(
     """
     at = at or utcnow()
     if action not in {a.value for a in ConsentAction}:
-        raise DomainError("invalid_action", f"Action de consentement inconnue « {action} ».")
+        raise DomainError(
+            "invalid_action",
+            "Action de consentement inconnue « %(action)s ».",
+            params={"action": action},
+        )
     contact, mlist = _contact_and_list(org_id, contact_id, list_id)
     sub = get_subscription(org_id, contact_id, list_id)
     if action == ConsentAction.GRANT:

@@ -11,26 +11,27 @@ from typing import Any
 from sqlalchemy import select
 
 from contacts.db import db, scoped
+from contacts.i18n import N_
 from contacts.models import ConsentAction, ConsentEvent, LegalBasis, MailingList, Source
 
 SOURCE_LABELS = {
-    Source.WEB_FORM: "formulaire web",
-    Source.EVENT_SIGNUP: "inscription à un événement",
-    Source.INTERNAL_FILE: "fichier interne",
-    Source.DIRECTORY: "annuaire",
-    Source.EXCHANGED: "fichier échangé avec un autre organisme",
-    Source.PURCHASED: "fichier acheté",
-    Source.UNKNOWN: "origine inconnue",
-    Source.API: "API",
+    Source.WEB_FORM: N_("formulaire web"),
+    Source.EVENT_SIGNUP: N_("inscription à un événement"),
+    Source.INTERNAL_FILE: N_("fichier interne"),
+    Source.DIRECTORY: N_("annuaire"),
+    Source.EXCHANGED: N_("fichier échangé avec un autre organisme"),
+    Source.PURCHASED: N_("fichier acheté"),
+    Source.UNKNOWN: N_("origine inconnue"),
+    Source.API: N_("API"),
 }
 LEGAL_BASIS_LABELS = {
-    LegalBasis.CONSENT: "consentement",
-    LegalBasis.PUBLIC_TASK: "mission de service public",
+    LegalBasis.CONSENT: N_("consentement"),
+    LegalBasis.PUBLIC_TASK: N_("mission de service public"),
 }
 ACTION_LABELS = {
-    ConsentAction.GRANT: "inscription",
-    ConsentAction.CONFIRM: "confirmation",
-    ConsentAction.WITHDRAW: "retrait",
+    ConsentAction.GRANT: N_("inscription"),
+    ConsentAction.CONFIRM: N_("confirmation"),
+    ConsentAction.WITHDRAW: N_("retrait"),
 }
 
 

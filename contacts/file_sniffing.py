@@ -14,6 +14,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 
+from contacts.i18n import N_
 from contacts.importfile import (
     CHUNK_BYTES,
     DELIMITERS,
@@ -37,10 +38,13 @@ def sniff(source: FileSource, limits: Limits) -> tuple[FileFormat, int]:
     size = file_size(source)
     if size > limits.max_bytes:
         mb = limits.max_bytes / (1024 * 1024)
-        shown = f"{mb:.0f} Mo" if mb >= 1 else f"{limits.max_bytes // 1024} Ko"
+        shown = (
+            N_("%(n)s Mo", n=f"{mb:.0f}") if mb >= 1 else N_("%(n)s Ko", n=limits.max_bytes // 1024)
+        )
         raise ImportFileError(
             "file_too_large",
-            f"Le fichier dépasse la taille maximale ({shown}). Découpez-le en plusieurs fichiers.",
+            "Le fichier dépasse la taille maximale (%(size)s). Découpez-le en plusieurs fichiers.",
+            params={"size": shown},
         )
     if size == 0:
         raise empty_file_error()
@@ -107,8 +111,9 @@ def read_records(
         except csv.Error:
             raise ImportFileError(
                 "file_malformed",
-                f"Le fichier est mal formé vers la ligne {rownum + 1} : un guillemet est "
+                "Le fichier est mal formé vers la ligne %(row)s : un guillemet est "
                 "peut-être resté ouvert, ou une cellule est démesurément longue.",
+                params={"row": rownum + 1},
             ) from None
 
 

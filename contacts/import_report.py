@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from contacts.i18n import N_
 from contacts.importfile import RowResult
 from contacts.models import ImportBatch
 
@@ -22,17 +23,19 @@ INVALID, DUPLICATE, SUPPRESSED, WITHDRAWN, WARNING = (
     "warning",
 )
 KIND_LABELS = {
-    INVALID: "adresse invalide",
-    DUPLICATE: "doublon",
-    SUPPRESSED: "adresse bloquée",
-    WITHDRAWN: "désinscription",
-    WARNING: "importé avec remarque",
+    INVALID: N_("adresse invalide"),
+    DUPLICATE: N_("doublon"),
+    SUPPRESSED: N_("adresse bloquée"),
+    WITHDRAWN: N_("désinscription"),
+    WARNING: N_("importé avec remarque"),
 }
-SUPPRESSED_REASON = (
+# Reasons are stored on the batch as French text (data: ``ImportBatch.rejected``); these
+# constant ones are marked so that a page can show them translated (an exact lookup).
+SUPPRESSED_REASON = N_(
     "Adresse sur la liste d'opposition (désinscription, échec définitif ou effacement) : "
     "jamais réimportée"
 )
-ON_LIST_REASON = "Déjà inscrit sur cette liste"
+ON_LIST_REASON = N_("Déjà inscrit sur cette liste")
 
 
 def report_entry(r: RowResult, kind: str, reason: str) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def rejected_for_api(batch: ImportBatch) -> list[dict[str, Any]]:
     ]
 
 
-REPORT_HEADER = ["Ligne", "Valeur", "Motif", "Type"]
+REPORT_HEADER = [N_("Ligne"), N_("Valeur"), N_("Motif"), N_("Type")]
 
 
 def report_rows(batch: ImportBatch) -> Iterator[list[Any]]:

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from contacts.db import DomainError
+from contacts.i18n import N_
 
 FileSource = str | os.PathLike[str] | bytes
 
@@ -79,8 +80,8 @@ LIMITS = Limits()
 class ImportFileError(DomainError):
     """The file as a whole cannot be imported; nothing from it may be written."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message, status=400)
+    def __init__(self, code: str, message: str, *, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(code, message, status=400, params=params)
 
 
 class RowStatus(enum.StrEnum):
@@ -215,7 +216,7 @@ def report_rows(results: Iterable[RowResult]) -> Iterator[list[Any]]:
             yield [r.row, r.value, r.reason]
 
 
-REPORT_HEADER = ["Ligne", "Valeur", "Motif"]
+REPORT_HEADER = [N_("Ligne"), N_("Valeur"), N_("Motif")]
 
 
 def file_sha256(source: FileSource) -> str:
@@ -268,14 +269,20 @@ def clean_line(value: str, cap: int) -> str:
 
 def _as_index(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ImportFileError("invalid_mapping", f"Colonne invalide pour « {name} ».")
+        raise _invalid_column(name)
     try:
         index = int(value)
     except ValueError:
-        raise ImportFileError("invalid_mapping", f"Colonne invalide pour « {name} ».") from None
+        raise _invalid_column(name) from None
     if index < 0:
-        raise ImportFileError("invalid_mapping", f"Colonne invalide pour « {name} ».")
+        raise _invalid_column(name)
     return index
+
+
+def _invalid_column(name: str) -> ImportFileError:
+    return ImportFileError(
+        "invalid_mapping", "Colonne invalide pour « %(name)s ».", params={"name": name}
+    )
 
 
 def _optional_index(value: Any, name: str) -> int | None:
@@ -313,5 +320,7 @@ def corrupt_xlsx_error() -> ImportFileError:
 def too_many_rows_error(limits: Limits) -> ImportFileError:
     count = f"{limits.max_rows:,}".replace(",", "\u202f")
     return ImportFileError(
-        "too_many_rows", f"Le fichier dépasse {count} lignes. Découpez-le en plusieurs fichiers."
+        "too_many_rows",
+        "Le fichier dépasse %(count)s lignes. Découpez-le en plusieurs fichiers.",
+        params={"count": count},
     )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 
 from contacts.db import db
+from contacts.i18n import N_
 from contacts.models import Contact, ContactStatus, MailingList, Subscription, SubscriptionStatus
 
 
@@ -89,7 +90,16 @@ def list_members(
     return [(s, c) for s, c in rows]
 
 
-EXPORT_HEADER = ["E-mail", "Prénom", "Nom", "Statut", "Inscription", "Origine", "Base légale"]
+EXPORT_HEADER = [
+    N_("E-mail"),
+    N_("Prénom"),
+    N_("Nom"),
+    N_("Statut"),
+    N_("Inscription"),
+    N_("Origine"),
+    N_("Base légale"),
+]
+"""Column titles of a list export (French message ids: the edge translates them)."""
 
 
 def export_rows(org_id: int, mlist: MailingList) -> tuple[list[str], Iterator[list[Any]]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from contacts.i18n import N_
 from contacts.importfile import ImportFileError, safe_filename
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -58,9 +59,9 @@ def store_upload(
                 if size > max_bytes:
                     raise ImportFileError(
                         "file_too_large",
-                        f"Le fichier dépasse la taille maximale "
-                        f"({max(max_bytes // (1024 * 1024), 1)} Mo). "
+                        "Le fichier dépasse la taille maximale (%(size)s). "
                         "Découpez-le en plusieurs fichiers.",
+                        params={"size": N_("%(n)s Mo", n=max(max_bytes // (1024 * 1024), 1))},
                     )
                 digest.update(chunk)
                 out.write(chunk)

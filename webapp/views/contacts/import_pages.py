@@ -18,6 +18,7 @@ from contacts.importfile import FileFormat, ImportFileError, Limits, file_sha256
 from contacts.models import LegalBasis, Source
 from contacts.spreadsheet import rows_to_csv_bytes
 from webapp.auth import current_org_id, roles_required
+from webapp.i18n import error_text, translate
 from webapp.models import User
 from webapp.views.contacts import PAGE, READ, WRITE, bp, download, or_404, page_number
 
@@ -49,12 +50,12 @@ def import_upload(list_id: int):
             _upload_root(), org_id, upload.stream, upload.filename, _limits().max_bytes
         )
     except ImportFileError as exc:
-        return _upload_error(mlist, exc.message)
+        return _upload_error(mlist, error_text(exc))
     try:
         found = preview(stored.path, limits=_limits(), known_fields=list(mlist.custom_fields))
     except ImportFileError as exc:
         uploads.discard_upload(stored.path)
-        return _upload_error(mlist, exc.message)
+        return _upload_error(mlist, error_text(exc))
     return _preview_page(mlist, stored.upload_id, stored.filename, found)
 
 
@@ -99,7 +100,7 @@ def import_run(list_id: int):
         width = min(len(found.headers), 500)
         mapping = mapping_from_choices([form.get(f"col-{i}", "") for i in range(width)])
     except (ImportFileError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ImportFileError) else _("Formulaire invalide.")
+        message = error_text(exc) if isinstance(exc, ImportFileError) else _("Formulaire invalide.")
         if not path.exists():
             return _upload_error(mlist, message)
         return _preview_page(
@@ -132,7 +133,7 @@ def import_run(list_id: int):
     except DomainError as exc:
         db.session.rollback()
         return _preview_page(
-            mlist, stored.upload_id, stored.filename, found, error=exc.message, form=form
+            mlist, stored.upload_id, stored.filename, found, error=error_text(exc), form=form
         )
     db.session.commit()
     enqueue_import(org_id, batch.id)
@@ -164,7 +165,8 @@ def import_detail(batch_id: int):
         batch=batch,
         mlist=mlist,
         uploader=uploader,
-        report=report[:REPORT_SHOWN],
+        # Reasons are stored French text; the constant ones are in the catalogue.
+        report=[{**e, "reason": translate(e["reason"])} for e in report[:REPORT_SHOWN]],
         report_total=len(report),
         rejected_total=len(rejected_for_api(batch)),
     )
@@ -190,5 +192,9 @@ def import_status(batch_id: int):
 @roles_required(*READ)
 def import_report(batch_id: int):
     batch = or_404(imports.get_import(current_org_id(), batch_id))
-    data = rows_to_csv_bytes(REPORT_HEADER, report_rows(batch))
+    lines = (
+        [row, value, translate(reason), translate(kind)]
+        for row, value, reason, kind in report_rows(batch)
+    )
+    data = rows_to_csv_bytes([translate(title) for title in REPORT_HEADER], lines)
     return download(data, f"rapport-import-{batch.id}.csv", "text/csv; charset=utf-8")

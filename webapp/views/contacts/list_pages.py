@@ -11,6 +11,7 @@ from contacts.db import db
 from contacts.models import Purpose
 from contacts.spreadsheet import rows_to_csv_bytes
 from webapp.auth import audit, current_org_id, roles_required
+from webapp.i18n import translate
 from webapp.templating import current_org
 from webapp.views.contacts import PAGE, READ, WRITE, bp, download, or_404, page_number, secret
 
@@ -108,6 +109,6 @@ def export_list(list_id: int):
     org_id = current_org_id()
     mlist = or_404(lists.get_list(org_id, list_id))
     header, body = memberships.export_rows(org_id, mlist)
-    data = rows_to_csv_bytes(header, body)
+    data = rows_to_csv_bytes([translate(title) for title in header], body)
     audit("export_list", f"list {mlist.id}")
     return download(data, f"liste-{mlist.id}.csv", "text/csv; charset=utf-8")

@@ -10,6 +10,7 @@ from contacts import lists, segments
 from contacts.db import DomainError, db
 from contacts.models import ContactStatus, Source
 from webapp.auth import current_org_id, roles_required
+from webapp.i18n import error_text
 from webapp.views.contacts import READ, WRITE, bp, or_404
 
 
@@ -58,7 +59,7 @@ def new_segment():
     except DomainError as exc:
         db.session.rollback()
         return _segment_form(
-            flt=flt, name=request.form.get("name", ""), error=exc.message, status=400
+            flt=flt, name=request.form.get("name", ""), error=error_text(exc), status=400
         )
     db.session.commit()
     flash(_("Segment enregistré."), "success")
@@ -85,7 +86,7 @@ def edit_segment(segment_id: int):
     except DomainError as exc:
         db.session.rollback()
         return _segment_form(
-            seg, flt=flt, name=request.form.get("name", ""), error=exc.message, status=400
+            seg, flt=flt, name=request.form.get("name", ""), error=error_text(exc), status=400
         )
     db.session.commit()
     flash(_("Segment enregistré."), "success")
@@ -102,4 +103,4 @@ def segment_count():
     try:
         return jsonify({"count": segments.count_matching(org_id, flt)})
     except DomainError as exc:
-        return jsonify({"error": {"code": exc.code, "message": exc.message}}), 400
+        return jsonify({"error": {"code": exc.code, "message": error_text(exc)}}), 400
