@@ -89,16 +89,16 @@ def load_baseline_csv(
     """
     problems: list[str] = []
     if not str(code).strip():
-        problems.append("Le code de l'édition est obligatoire (ex. « 2030 »).")
+        problems.append(N_("Le code de l'édition est obligatoire (ex. « 2030 »)."))
     if not str(title).strip():
-        problems.append("Le titre de l'édition est obligatoire.")
+        problems.append(N_("Le titre de l'édition est obligatoire."))
     if not str(source).strip():
-        problems.append("La source est obligatoire : d'où viennent ces chiffres ?")
+        problems.append(N_("La source est obligatoire : d'où viennent ces chiffres ?"))
     if not isinstance(year, int) or not 1990 <= year <= 2100:
-        problems.append("L'année doit être comprise entre 1990 et 2100.")
+        problems.append(N_("L'année doit être comprise entre 1990 et 2100."))
     text = _decode(data)
     if not text.strip():
-        raise _refuse([*problems, "Le fichier est vide."])
+        raise _refuse([*problems, N_("Le fichier est vide.")])
     first_line = text.splitlines()[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
@@ -106,12 +106,14 @@ def load_baseline_csv(
     reader.fieldnames = header
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise _refuse([*problems, "Colonnes manquantes : " + ", ".join(missing) + "."])
+        raise _refuse(
+            [*problems, N_("Colonnes manquantes : %(columns)s.", columns=", ".join(missing))]
+        )
     rows: list[BaselineRow] = []
     seen: dict[str, int] = {}
     for line_no, record in enumerate(reader, start=2):
         if line_no - 1 > MAX_ROWS:
-            problems.append(f"Trop de lignes : {MAX_ROWS} au plus.")
+            problems.append(N_("Trop de lignes : %(max)s au plus.", max=MAX_ROWS))
             break
         if not any((v or "").strip() for v in record.values() if isinstance(v, str)):
             continue
@@ -121,14 +123,18 @@ def load_baseline_csv(
             continue
         if row.indicator in seen:
             problems.append(
-                f"Ligne {line_no} : l'indicateur « {row.indicator} » figure déjà "
-                f"ligne {seen[row.indicator]}."
+                N_(
+                    "Ligne %(row)s : l'indicateur « %(indicator)s » figure déjà ligne %(first)s.",
+                    row=line_no,
+                    indicator=row.indicator,
+                    first=seen[row.indicator],
+                )
             )
             continue
         seen[row.indicator] = line_no
         rows.append(row)
     if not rows and not problems:
-        problems.append("Le fichier ne contient aucune valeur.")
+        problems.append(N_("Le fichier ne contient aucune valeur."))
     if problems:
         raise _refuse(problems)
     warnings: list[str] = []
@@ -137,9 +143,11 @@ def load_baseline_csv(
         unknown = [r.indicator for r in rows if r.indicator not in known]
         if unknown:
             warnings.append(
-                "Indicateurs absents du questionnaire (gardés, sans comparaison) : "
-                + ", ".join(unknown)
-                + "."
+                N_(
+                    "Indicateurs absents du questionnaire (gardés, sans comparaison) : "
+                    "%(indicators)s.",
+                    indicators=", ".join(unknown),
+                )
             )
     return BaselineTable(
         code=str(code).strip(),
@@ -156,9 +164,15 @@ def _parse_row(record: dict[str, str | None], line_no: int) -> tuple[BaselineRow
     problems = []
     indicator = get["indicator"]
     if not indicator or not indicator.replace("_", "").isalnum() or not indicator.isascii():
-        problems.append(f"Ligne {line_no} : identifiant d'indicateur invalide « {indicator} ».")
+        problems.append(
+            N_(
+                "Ligne %(row)s : identifiant d'indicateur invalide « %(indicator)s ».",
+                row=line_no,
+                indicator=indicator,
+            )
+        )
     if not get["label_fr"]:
-        problems.append(f"Ligne {line_no} : le libellé français est vide.")
+        problems.append(N_("Ligne %(row)s : le libellé français est vide.", row=line_no))
     raw = get["value_pct"].replace("%", "").replace("\xa0", "").replace(" ", "").replace(",", ".")
     try:
         value = float(raw)
@@ -166,13 +180,21 @@ def _parse_row(record: dict[str, str | None], line_no: int) -> tuple[BaselineRow
         value = math.nan
     if not math.isfinite(value) or not 0 <= value <= 100:
         problems.append(
-            f"Ligne {line_no} : « {get['value_pct']} » n'est pas un pourcentage entre 0 et 100."
+            N_(
+                "Ligne %(row)s : « %(value)s » n'est pas un pourcentage entre 0 et 100.",
+                row=line_no,
+                value=get["value_pct"],
+            )
         )
     qualifier = get["qualifier"] or "exact"
     if qualifier not in QUALIFIERS:
         problems.append(
-            f"Ligne {line_no} : qualificatif « {qualifier} » inconnu "
-            f"(attendu : {', '.join(QUALIFIERS)})."
+            N_(
+                "Ligne %(row)s : qualificatif « %(qualifier)s » inconnu (attendu : %(allowed)s).",
+                row=line_no,
+                qualifier=qualifier,
+                allowed=", ".join(QUALIFIERS),
+            )
         )
     if problems:
         return None, problems

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from analytics.benchmark.survey import CHOICE_TYPES, indicator_catalogue, iter_questions
+from contacts.i18n import N_
 
 SOURCES = (
     "web_form",
@@ -35,10 +36,15 @@ RISKY = ("exchanged", "purchased", "unknown")
 
 # Observed-only indicators (no survey question), with their French labels.
 OBSERVED_LABELS: dict[str, str] = {
-    **{f"contacts_source_{s}_pct": f"Part des inscriptions de source « {s} »" for s in SOURCES},
-    "contacts_risky_pct": "Part des inscriptions de sources à risque (échange, achat, inconnue)",
-    "mobile_friendly_campaigns_pct": "Part des campagnes adaptées au mobile",
-    "delivery_failure_pct": "Part des envois en échec",
+    **{
+        f"contacts_source_{s}_pct": N_("Part des inscriptions de source « %(source)s »", source=s)
+        for s in SOURCES
+    },
+    "contacts_risky_pct": N_(
+        "Part des inscriptions de sources à risque (échange, achat, inconnue)"
+    ),
+    "mobile_friendly_campaigns_pct": N_("Part des campagnes adaptées au mobile"),
+    "delivery_failure_pct": N_("Part des envois en échec"),
 }
 
 

@@ -151,7 +151,7 @@ def _body_charts(page: dict[str, Any]) -> dict[str, Any]:
             "type": "bar",
             "horizontal": True,
             "unit": "%",
-            "labels": chart["labels"],
+            "labels": [translate(label) for label in chart["labels"]],
             "datasets": [
                 {"label": translate(s["name"]), "data": s["data"]} for s in chart["series"]
             ],
