@@ -78,27 +78,35 @@ def validate_definition(defn: Any) -> dict:
         raise DomainError("survey_invalid", "Le questionnaire doit être un objet JSON.")
     for key in ("code", "title"):
         if not isinstance(defn.get(key), str) or not defn.get(key, "").strip():
-            errors.append(f"Le champ « {key} » est obligatoire.")
+            errors.append(N_("Le champ « %(key)s » est obligatoire.", key=key))
     catalogue = defn.get("indicators")
     if not isinstance(catalogue, Mapping) or not catalogue:
-        errors.append("La liste des indicateurs (« indicators ») est obligatoire.")
+        errors.append(N_("La liste des indicateurs (« indicators ») est obligatoire."))
         catalogue = {}
     for ind, meta in catalogue.items():
         if not _ID.match(str(ind)):
-            errors.append(f"Identifiant d'indicateur invalide : « {ind} ».")
+            errors.append(N_("Identifiant d'indicateur invalide : « %(id)s ».", id=ind))
         if not isinstance(meta, Mapping) or not str(meta.get("label_fr", "")).strip():
-            errors.append(f"L'indicateur « {ind} » n'a pas de libellé français.")
+            errors.append(N_("L'indicateur « %(id)s » n'a pas de libellé français.", id=ind))
         elif meta.get("unit", "share") not in UNITS:
-            errors.append(f"L'indicateur « {ind} » a une unité inconnue : « {meta.get('unit')} ».")
+            errors.append(
+                N_(
+                    "L'indicateur « %(id)s » a une unité inconnue : « %(unit)s ».",
+                    id=ind,
+                    unit=meta.get("unit"),
+                )
+            )
     sections = defn.get("sections")
     if not isinstance(sections, list) or not sections:
-        errors.append("Le questionnaire doit contenir au moins une section.")
+        errors.append(N_("Le questionnaire doit contenir au moins une section."))
         sections = []
     seen_questions: set[str] = set()
     fed_by: dict[str, str] = {}
     for s_index, section in enumerate(sections, start=1):
         if not isinstance(section, Mapping) or not isinstance(section.get("questions"), list):
-            errors.append(f"La section n° {s_index} doit contenir une liste de questions.")
+            errors.append(
+                N_("La section n° %(n)s doit contenir une liste de questions.", n=s_index)
+            )
             continue
         for question in section["questions"]:
             errors.extend(_question_errors(question, seen_questions, fed_by, catalogue))
@@ -116,56 +124,73 @@ def _question_errors(
     q: Any, seen: set[str], fed_by: dict[str, str], catalogue: Mapping[str, Any]
 ) -> list[str]:
     if not isinstance(q, Mapping):
-        return ["Chaque question doit être un objet."]
+        return [N_("Chaque question doit être un objet.")]
     qid = str(q.get("id", ""))
-    where = f"Question « {qid or '?'} » :"
+    where = N_("Question « %(id)s » :", id=qid or "?")
     errors: list[str] = []
     if not _ID.match(qid):
-        errors.append(f"{where} identifiant invalide.")
+        errors.append(N_("%(where)s identifiant invalide.", where=where))
     elif qid in seen:
-        errors.append(f"{where} identifiant en double.")
+        errors.append(N_("%(where)s identifiant en double.", where=where))
     seen.add(qid)
     qtype = q.get("type")
     if qtype not in QUESTION_TYPES:
-        return [*errors, f"{where} type inconnu « {qtype} »."]
+        return [*errors, N_("%(where)s type inconnu « %(type)s ».", where=where, type=qtype)]
     if not str(q.get("text", "")).strip():
-        errors.append(f"{where} texte manquant.")
+        errors.append(N_("%(where)s texte manquant.", where=where))
     if q.get("respondents", "agents_first") not in RESPONDENT_SCOPES:
-        errors.append(f"{where} « respondents » doit valoir agents_first ou all.")
+        errors.append(N_("%(where)s « respondents » doit valoir agents_first ou all.", where=where))
     fed: list[str] = []
     if qtype in CHOICE_TYPES:
         options = q.get("options")
         if not isinstance(options, list) or len(options) < 2:
-            return [*errors, f"{where} au moins deux options sont nécessaires."]
+            return [*errors, N_("%(where)s au moins deux options sont nécessaires.", where=where)]
         values = [o.get("value") for o in options if isinstance(o, Mapping)]
         if len(values) != len(options) or len(set(values)) != len(values):
-            errors.append(f"{where} options invalides ou en double.")
+            errors.append(N_("%(where)s options invalides ou en double.", where=where))
         for option in options:
             if isinstance(option, Mapping):
                 if not str(option.get("label", "")).strip():
-                    errors.append(f"{where} l'option « {option.get('value')} » n'a pas de libellé.")
+                    errors.append(
+                        N_(
+                            "%(where)s l'option « %(value)s » n'a pas de libellé.",
+                            where=where,
+                            value=option.get("value"),
+                        )
+                    )
                 fed.extend(option.get("indicators", []))
         if q.get("indicator"):
-            errors.append(f"{where} une question à choix relie ses indicateurs par option.")
+            errors.append(
+                N_("%(where)s une question à choix relie ses indicateurs par option.", where=where)
+            )
     elif qtype == "scale":
         lo, hi, threshold = q.get("min"), q.get("max"), q.get("threshold")
         if not (isinstance(lo, int) and isinstance(hi, int) and lo < hi):
-            errors.append(f"{where} une échelle demande des bornes entières min < max.")
+            errors.append(
+                N_("%(where)s une échelle demande des bornes entières min < max.", where=where)
+            )
         elif q.get("indicator") and not (isinstance(threshold, int) and lo <= threshold <= hi):
-            errors.append(f"{where} le seuil doit être un entier entre min et max.")
+            errors.append(
+                N_("%(where)s le seuil doit être un entier entre min et max.", where=where)
+            )
         if q.get("indicator"):
             fed.append(q["indicator"])
     elif qtype == "percentage":
         if q.get("indicator"):
             fed.append(q["indicator"])
     elif qtype == "text" and q.get("indicator"):
-        errors.append(f"{where} une réponse libre n'alimente aucun indicateur.")
+        errors.append(N_("%(where)s une réponse libre n'alimente aucun indicateur.", where=where))
     for ind in dict.fromkeys(fed):
         if ind not in catalogue:
-            errors.append(f"{where} indicateur « {ind} » non déclaré.")
+            errors.append(N_("%(where)s indicateur « %(id)s » non déclaré.", where=where, id=ind))
         elif fed_by.setdefault(ind, qid) != qid:
             errors.append(
-                f"{where} l'indicateur « {ind} » est déjà alimenté par « {fed_by[ind]} »."
+                N_(
+                    "%(where)s l'indicateur « %(id)s » est déjà alimenté par « %(other)s ».",
+                    where=where,
+                    id=ind,
+                    other=fed_by[ind],
+                )
             )
     return errors
 
