@@ -212,3 +212,37 @@ def test_a_domain_message_is_french_text_that_remembers_its_id():
     joined = join_messages([message, "Règle incomplète."])
     assert joined == "Bloc 2 (titre) Règle incomplète."
     assert all(isinstance(p, Message) for p in joined.params.values())
+
+
+REFUSALS = {"DomainError": 1, "ApiError": 1, "MjmlError": 1, "ImportFileError": 1}
+MARKERS = {"N_": 0, "_": 0, "_l": 0, "gettext": 0, "lazy_gettext": 0}
+
+
+def _built_messages() -> list[str]:
+    """Message arguments built at run time (f-string, + or .format): they cannot be extracted."""
+    import ast
+
+    found = []
+    for package in ("contacts", "campaigns", "analytics", "webapp"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = getattr(func, "id", None) or getattr(func, "attr", None)
+                index = {**REFUSALS, **MARKERS}.get(name)
+                if index is None or len(node.args) <= index:
+                    continue
+                arg = node.args[index]
+                if isinstance(arg, ast.JoinedStr | ast.BinOp) or (
+                    isinstance(arg, ast.Call) and getattr(arg.func, "attr", "") == "format"
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}(…)")
+    return found
+
+
+def test_refusals_and_marked_messages_are_literals_with_placeholders():
+    assert _built_messages() == [], (
+        "use a literal French message with %(name)s placeholders and params= (or N_(…, name=…))"
+    )
