@@ -10,7 +10,8 @@ How to get French from the domain packages translated (they never import Flask-B
 - Label tables and other literals: mark them with ``contacts.i18n.N_`` (a no-op that only
   lets ``make translations`` extract them): ``SOURCE_LABELS = {Source.FORM: N_("formulaire")}``.
   Translate where they are shown: ``{{ label|tr }}`` in a template (plain str, still
-  autoescaped), ``translate(label)`` in a view or an API handler.
+  autoescaped), ``translate(label)`` in a view or an API handler, or a whole table with
+  ``translate_labels(SOURCE_LABELS)`` before passing it to a template.
 - Text with variable parts built in the domain (a reason stored on a row, a sub-message):
   ``N_("Adresse trop longue (%(n)s caractères)", n=n)`` returns a ``contacts.i18n.Message``,
   a str holding the French text plus its msgid and params; ``translate``/``|tr`` translate
@@ -24,9 +25,12 @@ How to get French from the domain packages translated (they never import Flask-B
   passed as a variable (or as a ``Message``). ``webapp.errors`` shows pages and JSON
   errors in the reader's language; a view that flashes or renders a refusal itself uses
   ``error_text(exc)``, not ``exc.message`` (the French text, kept for logs and the CLI).
+- JSON: ``translate_all(value)`` translates every ``Message`` inside lists and dicts
+  (``webapp.errors`` does it for a refusal's details).
 - Then ``make translations`` and translate the new entries of
   ``webapp/translations/en/LC_MESSAGES/messages.po`` (tests/unit/test_translations.py lists
-  the missing ones and checks the placeholders survive).
+  the missing ones, checks the placeholders survive, and refuses a message built with an
+  f-string, ``+`` or ``.format``).
 """
 
 from __future__ import annotations
