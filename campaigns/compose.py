@@ -22,6 +22,7 @@ from campaigns.mjml import MjmlResult, compile_mjml
 from campaigns.personalise import compile_html, compile_text, sample_values
 from campaigns.plaintext import render_text
 from contacts.db import DomainError
+from contacts.i18n import N_
 
 KINDS = ("newsletter", "invitation")
 MAX_SUBJECT = 255
@@ -142,7 +143,7 @@ def preview(compiled: Compiled, custom_fields: Iterable[str] = (), **values: str
 _STARTERS: list[dict[str, Any]] = [
     {
         "key": "lettre-mensuelle",
-        "name": "Lettre d'information mensuelle",
+        "name": N_("Lettre d'information mensuelle"),
         "kind": "newsletter",
         "subject": "Les nouvelles du mois dans votre commune",
         "preheader": "Travaux, agenda, services : l'essentiel du mois en quelques lignes.",
@@ -182,7 +183,7 @@ _STARTERS: list[dict[str, Any]] = [
     },
     {
         "key": "reunion-publique",
-        "name": "Invitation à une réunion publique",
+        "name": N_("Invitation à une réunion publique"),
         "kind": "invitation",
         "subject": "Réunion publique : votre avis sur le projet de quartier",
         "preheader": "Venez poser vos questions aux élus et aux services.",
@@ -213,7 +214,7 @@ _STARTERS: list[dict[str, Any]] = [
     },
     {
         "key": "inauguration",
-        "name": "Invitation à une inauguration",
+        "name": N_("Invitation à une inauguration"),
         "kind": "invitation",
         "subject": "Invitation : inauguration du nouvel équipement",
         "preheader": "Le maire a le plaisir de vous convier à l'inauguration.",
@@ -239,7 +240,7 @@ _STARTERS: list[dict[str, Any]] = [
     },
     {
         "key": "consultation",
-        "name": "Consultation des habitants",
+        "name": N_("Consultation des habitants"),
         "kind": "newsletter",
         "subject": "Votre avis compte : une question en un clic",
         "preheader": "Répondez en un clic, c'est anonyme pour les résultats publiés.",
@@ -264,7 +265,7 @@ _STARTERS: list[dict[str, Any]] = [
     },
     {
         "key": "demande-reconsentement",
-        "name": "Demande de reconsentement",
+        "name": N_("Demande de reconsentement"),
         "kind": "newsletter",
         "repermission": True,
         "subject": "Souhaitez-vous continuer à recevoir nos messages ?",

@@ -19,7 +19,7 @@ from contacts.db import db
 from contacts.models import Organisation
 from webapp.api import ApiError, api_roles, bp, json_body, not_found, org_id
 from webapp.extensions import limiter
-from webapp.i18n import translate_all
+from webapp.i18n import translate, translate_all
 from webapp.models import User
 
 READ = ("officer", "director", "admin")
@@ -439,4 +439,4 @@ def campaign_templates():
       responses:
         200: {description: "{templates: [{key, name, kind}]}"}
     """
-    return {"templates": editing.starters()}
+    return {"templates": [s | {"name": translate(s["name"])} for s in editing.starters()]}

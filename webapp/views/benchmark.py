@@ -533,7 +533,7 @@ def _analyst_charts(
             "type": "bar",
             "unit": "%",
             "max": 100,
-            "labels": [r.get("label") or r.get("kind") for r in rates],
+            "labels": [translate(r.get("label") or r.get("kind")) for r in rates],
             "datasets": [
                 {"label": _("Taux de réponse"), "data": [r.get("rate_pct") for r in rates]}
             ],
@@ -542,9 +542,9 @@ def _analyst_charts(
             "type": "bar",
             "horizontal": True,
             "unit": "%",
-            "labels": [r["label"] for r in rows],
+            "labels": [translate(r["label"]) for r in rows],
             "datasets": [
-                {"label": c["label"], "data": [r["values"][i] for r in rows]}
+                {"label": translate(c["label"]), "data": [r["values"][i] for r in rows]}
                 for i, c in enumerate(categories)
             ],
         },
@@ -555,7 +555,9 @@ def _analyst_charts(
                 c["code"] if str(c["year"]) == c["code"] else f"{c['code']} ({c['year']})"
                 for c in trend["columns"]
             ],
-            "datasets": [{"label": r["label"], "data": r["values"]} for r in trend["rows"]],
+            "datasets": [
+                {"label": translate(r["label"]), "data": r["values"]} for r in trend["rows"]
+            ],
         },
     }
     return charts
