@@ -65,7 +65,7 @@ class ChunkJob:
     existing_grants: list[tuple[int, dict[str, Any]]]
     processed: int
     duplicates: int
-    payload: bytes | None = None  # PostgreSQL: the rows as COPY text (:func:`pg_payload`)
+    payload: bytes | None = None  # PostgreSQL: the rows as COPY text (``chunk_writing.pg_payload``)
 
 
 def plan_chunk(

@@ -92,7 +92,7 @@ class RowStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class FileFormat:
-    """How to read a file, as sniffed by :func:`preview`; JSON-able for the import job."""
+    """How to read a file, as sniffed by ``column_mapping.preview``; JSON-able for the job."""
 
     kind: str  # "csv" | "xlsx"
     encoding: str | None = None  # csv only

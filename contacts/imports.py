@@ -192,7 +192,7 @@ def process_import(
     Only a ``pending`` batch runs: a second delivery of the job message finds it running
     or finished and does nothing. Returns the batch, or None when there is nothing to do.
     ``parallel`` (default: on PostgreSQL) writes each chunk from a second thread and
-    connection while the next one is read and validated (:class:`ThreadWriter`).
+    connection while the next one is read and validated (``import_writers.ThreadWriter``).
     """
     if not _claim(org_id, batch_id):
         return None
