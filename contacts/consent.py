@@ -29,8 +29,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import event
-
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
 from contacts.models import (
     RISKY_SOURCES,
@@ -50,17 +48,6 @@ PERSON_SOURCES = frozenset({Source.WEB_FORM, Source.EVENT_SIGNUP})
 
 TRACKING_PURPOSE = "tracking"
 """Ledger purpose of the consent to per-contact open and click measurement (CNIL)."""
-
-
-# The ledger is append-only: refuse any ORM update or delete of one of its rows.
-@event.listens_for(ConsentEvent, "before_update")
-def _refuse_update(mapper: Any, connection: Any, target: ConsentEvent) -> None:
-    raise DomainError("ledger_append_only", "Le registre des consentements ne se modifie pas.")
-
-
-@event.listens_for(ConsentEvent, "before_delete")
-def _refuse_delete(mapper: Any, connection: Any, target: ConsentEvent) -> None:
-    raise DomainError("ledger_append_only", "Le registre des consentements ne s'efface pas.")
 
 
 def check_source(source: str) -> str:

@@ -20,10 +20,10 @@ import enum
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contacts.db import OrgScoped, db, utcnow
+from contacts.db import DomainError, OrgScoped, db, utcnow
 
 
 class OrgKind(enum.StrEnum):
@@ -189,6 +189,18 @@ class ConsentEvent(OrgScoped, db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_consent_events_contact_created", "contact_id", "created_at"),)
+
+
+# The ledger is append-only: any ORM update or delete of one of its rows is refused. Here,
+# beside the model, so the guard holds wherever the model is used.
+@event.listens_for(ConsentEvent, "before_update")
+def _refuse_update(mapper: Any, connection: Any, target: ConsentEvent) -> None:
+    raise DomainError("ledger_append_only", "Le registre des consentements ne se modifie pas.")
+
+
+@event.listens_for(ConsentEvent, "before_delete")
+def _refuse_delete(mapper: Any, connection: Any, target: ConsentEvent) -> None:
+    raise DomainError("ledger_append_only", "Le registre des consentements ne s'efface pas.")
 
 
 class Subscription(OrgScoped, db.Model):
