@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contacts.db import DomainError
+from contacts.i18n import N_, Message
 
 SERVER_SCRIPT = Path(__file__).resolve().with_name("mjml_server.js")
 DEFAULT_TIMEOUT = 10.0
@@ -81,41 +82,47 @@ def is_available() -> bool:
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
-        re.compile(r"Attribute (\S+) is illegal"),
-        "l'attribut « {0} » n'est pas permis sur cet élément",
+        re.compile(r"Attribute (?P<attribute>\S+) is illegal"),
+        N_("l'attribut « %(attribute)s » n'est pas permis sur cet élément"),
     ),
     (
-        re.compile(r"Attribute (\S+) has invalid value: (.*?) for type"),
-        "la valeur « {1} » de l'attribut « {0} » n'est pas valide",
+        re.compile(r"Attribute (?P<attribute>\S+) has invalid value: (?P<value>.*?) for type"),
+        N_("la valeur « %(value)s » de l'attribut « %(attribute)s » n'est pas valide"),
     ),
     (
-        re.compile(r"(\S+) cannot be used inside (\S+), only inside: (.*)"),
-        "l'élément « {0} » ne peut pas être placé dans « {1} »",
+        re.compile(r"(?P<element>\S+) cannot be used inside (?P<parent>\S+), only inside: (.*)"),
+        N_("l'élément « %(element)s » ne peut pas être placé dans « %(parent)s »"),
     ),
     (
-        re.compile(r"Element (\S+) doesn't exist or is not registered"),
-        "l'élément « {0} » est inconnu",
+        re.compile(r"Element (?P<element>\S+) doesn't exist or is not registered"),
+        N_("l'élément « %(element)s » est inconnu"),
     ),
 ]
 
 
-def translate_error(error: dict) -> str:
-    """One MJML validation error in plain French (with its line when known)."""
+def translate_error(error: dict) -> Message:
+    """One MJML validation error in plain French (with its line when known), as a ``Message``
+    the web edge can translate."""
     message = str(error.get("message") or "")
     text = None
     for pattern, template in _PATTERNS:
         m = pattern.search(message)
         if m:
-            text = template.format(*(g.strip() for g in m.groups()))
+            text = Message(template, {k: v.strip() for k, v in m.groupdict().items()})
             break
     if text is None:
-        text = f"mise en page incorrecte ({message[:200]})"
+        text = N_("mise en page incorrecte (%(detail)s)", detail=message[:200])
     line = error.get("line")
     tag = error.get("tagName")
-    where = f"ligne {line}" if line else ""
-    if tag:
-        where = f"{where}, <{tag}>" if where else f"<{tag}>"
-    return f"Mise en page ({where}) : {text}." if where else f"Mise en page : {text}."
+    if line and tag:
+        where = N_("ligne %(line)s, <%(tag)s>", line=line, tag=tag)
+    elif line:
+        where = N_("ligne %(line)s", line=line)
+    elif tag:
+        where = Message("<%(tag)s>", {"tag": tag})
+    else:
+        return N_("Mise en page : %(reason)s.", reason=text)
+    return N_("Mise en page (%(where)s) : %(reason)s.", where=where, reason=text)
 
 
 # ----------------------------------------------------------------------- the long process

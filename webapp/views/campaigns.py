@@ -37,7 +37,7 @@ from contacts.models import Contact, MailingList, Organisation, Subscription
 from webapp.api.campaigns import TEST_SEND_LIMIT
 from webapp.auth import audit, current_org_id, roles_required
 from webapp.extensions import limiter
-from webapp.i18n import error_text, translate
+from webapp.i18n import error_text, translate, translate_all
 from webapp.models import User
 from webapp.templating import STATUS_LABELS
 from webapp.views.outbox import PREVIEW_CSP
@@ -277,7 +277,7 @@ def save_content(campaign_id: int):
             "status_label": str(STATUS_LABELS.get(campaign.status, campaign.status)),
             "notice": notice,
             "layout_error": layout_error,
-            "checks": found,
+            "checks": translate_all(found),
             "can_submit": not has_errors(found) and not layout_error,
         }
     )
