@@ -109,3 +109,36 @@ def test_the_benchmark_page_names_the_population_band_in_english(client, login_a
     page = client.get("/benchmark/").get_data(as_text=True)
     assert "2,000 to 9,999 inhabitants" in page
     assert "municipalities" in page
+
+
+def test_the_campaign_list_shows_statuses_in_english(client, login_as, org):
+    make_campaign(org, subject="Lettre du maire", status="in_review")
+    db.session.commit()
+    login_as("officer")
+    assert "en relecture" in client.get("/campaigns/").get_data(as_text=True)
+    _english(client)
+    page = client.get("/campaigns/").get_data(as_text=True)
+    assert "in review" in page
+    assert "en relecture" not in page
+
+
+def test_the_send_confirmation_explains_who_is_left_out_in_english(client, login_as, org):
+    mlist = make_list(org)
+    make_contact(org, mlist)
+    make_contact(org, mlist, source="purchased", confirmed=False)
+    campaign = make_campaign(org, list_ids=[mlist.id], status="approved")
+    db.session.commit()
+    login_as("officer")
+    _english(client)
+    page = client.get(f"/sending/{campaign.id}/confirm").get_data(as_text=True)
+    assert 'data-reason="risky"' in page
+    assert "risky source awaiting new permission" in page
+    assert "source à risque" not in page
+
+
+def test_the_segment_editor_offers_english_fields_and_operators(client, login_as):
+    login_as("officer")
+    _english(client)
+    page = client.get("/contacts/segments/new").get_data(as_text=True)
+    assert "Consent source" in page and "in the last N days" in page
+    assert "Origine du consentement" not in page
