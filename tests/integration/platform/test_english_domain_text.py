@@ -98,7 +98,6 @@ def test_the_contact_page_names_the_consent_source_in_english(client, login_as, 
     assert "fichier acheté" not in page
 
 
-@pytest.mark.backends("sqlite")
 def test_the_benchmark_page_names_the_population_band_in_english(client, login_as):
     edition = make_edition()
     body = answered_body(edition, population=5000)
