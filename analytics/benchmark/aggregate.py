@@ -84,7 +84,7 @@ def build_frames(
         groups = {
             "body": str(rec["body"]),
             "kind": str(rec.get("kind") or "other"),
-            "region": str(rec.get("region") or "non renseignée"),
+            "region": str(rec.get("region") or N_("non renseignée")),
             "band": population_band(rec.get("population")),
         }
         stored = rec.get("indicators") or {}

@@ -47,6 +47,7 @@ from analytics.benchmark.survey import (
     load_survey_definition,
 )
 from contacts.db import DomainError, db, get_scoped, scoped, utcnow
+from contacts.i18n import N_
 from contacts.models import Organisation
 
 # --- editions ----------------------------------------------------------------------------
@@ -394,7 +395,7 @@ def participation_frame(edition_id: int) -> pd.DataFrame:
     records = [
         {
             "kind": kind,
-            "region": region or "non renseignée",
+            "region": region or N_("non renseignée"),
             "band": population_band(population),
             "status": status.get(oid, "none"),
             "agents": counts.get((oid, "agent"), 0),
