@@ -19,8 +19,9 @@ comes back later (relay backoff), so a relay down for minutes does not burn atte
 
 Commit policy, and the trade-off with "commit each outcome at once": outcomes are
 committed in groups of at most ``outcome_batch`` messages, and never later than
-``outcome_max_delay`` seconds after the relay's answer (nor before any wait). One commit
-per message costs a round trip and a disk flush per message, which alone would cap a
+``outcome_max_delay`` seconds after the relay's answer (nor before any wait, a relay
+slow to answer the next dot included: :func:`campaigns.smtp.while_awaiting_reply`). One
+commit per message costs a round trip and a disk flush per message, which alone would cap a
 worker at a few hundred messages a second on PostgreSQL; a group commit costs the same
 for twenty. What a crash can cost is bounded by the *in-flight window*: before a group of
 rows may reach the relay they are flagged ``possible_duplicate`` in a committed
@@ -59,7 +60,7 @@ from campaigns.models import Campaign, CampaignLink, CampaignStatus, DeliverySta
 from campaigns.personalise import compile_html, compile_text, subscription_reason
 from campaigns.ratelimit import RateLimiter, process_limiter, quota_wait_seconds
 from campaigns.smtp import Outcome as SmtpOutcome
-from campaigns.smtp import SendResult, Stage, Transport
+from campaigns.smtp import SendResult, Stage, Transport, while_awaiting_reply
 from contacts.db import db
 from contacts.models import MailingList, Organisation
 
@@ -435,17 +436,19 @@ def send_batch(
             result.claimed += len(claim.rows)
             t0 = time.monotonic()
             try:
-                _send_rows(
-                    ctx,
-                    campaign_id,
-                    claim.rows,
-                    transport,
-                    limiter,
-                    writer,
-                    stop,
-                    settings,
-                    repermission=repermission,
-                )
+                # A slow reply to a dot must not hold the outcomes before it (RELIABILITY.md 5).
+                with while_awaiting_reply(writer.flush, settings.outcome_max_delay):
+                    _send_rows(
+                        ctx,
+                        campaign_id,
+                        claim.rows,
+                        transport,
+                        limiter,
+                        writer,
+                        stop,
+                        settings,
+                        repermission=repermission,
+                    )
                 _relay_ok(relay_key)
             except _EndChunk as end:
                 result.reason = end.reason

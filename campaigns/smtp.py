@@ -24,7 +24,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import enum
+import logging
 import re
+import select
 import smtplib
 import socket
 import ssl
@@ -37,6 +39,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from campaigns.message import HeaderValueError, MessageBytes, check_address
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTIONS = 4
 DEFAULT_TIMEOUT = 30.0  # connect and each command
@@ -69,6 +73,26 @@ class Stage(enum.StrEnum):
 
 
 _EMPTY: Mapping[str, tuple[int, str]] = MappingProxyType({})
+
+_reply_hook = threading.local()
+
+
+@contextlib.contextmanager
+def while_awaiting_reply(callback: Callable[[], None], after: float):
+    """Call ``callback`` in this thread when the relay is slow to answer a final dot.
+
+    A relay may take minutes to answer the dot; the sender keeps the outcomes of the
+    messages before it in memory until its next group commit. With this hook, a reply
+    not there after ``after`` seconds lets the sender commit them first, so they are not
+    held (nor re-sent after a crash) for as long as the relay takes. ``callback`` runs at
+    most once per message; an exception from it is logged and the reply still awaited.
+    """
+    previous = getattr(_reply_hook, "value", None)
+    _reply_hook.value = (callback, after)
+    try:
+        yield
+    finally:
+        _reply_hook.value = previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +275,7 @@ class _ConnectionMixin:
             raise _Dropped(Stage.DATA, None, str(exc)) from exc
         # From here on the relay may have the message: any failure is "unknown".
         try:
+            self._while_slow(data_timeout)
             self.sock.settimeout(data_timeout)
             code, msg = self.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -267,6 +292,22 @@ class _ConnectionMixin:
             self.close()
         outcome = Outcome.FAILED if code >= 500 else Outcome.DEFERRED
         return SendResult(outcome, code, text, Stage.DOT, MappingProxyType(refused))
+
+    def _while_slow(self, data_timeout: float) -> None:
+        """Run the :func:`while_awaiting_reply` hook if the dot's reply is late."""
+        hook = getattr(_reply_hook, "value", None)
+        if hook is None or self.sock is None:
+            return
+        callback, after = hook
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return  # the reply is already here
+        ready, _, _ = select.select([self.sock], [], [], min(after, data_timeout))
+        if ready:
+            return
+        try:
+            callback()
+        except Exception:
+            log.warning("callback while awaiting the relay's reply failed", exc_info=True)
 
     def _refused(self, code: int, msg: bytes, stage: Stage, after_354: bool) -> SendResult:
         if code == 421:  # the relay is closing this session: not about this message
