@@ -52,6 +52,7 @@ import platform
 import queue
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,13 +111,15 @@ def family(pid: int) -> list[psutil.Process]:
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU seconds of these processes, and of their children already exited and reaped
+    (a gunicorn worker killed and replaced, a PostgreSQL backend that ended)."""
     total = 0.0
     for proc in procs:
         try:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -668,7 +671,7 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit("PostgreSQL and redis-server are needed (see tests/services.py)")
     sink = start_verbose_sink(workdir)
     out: dict = {"args": vars(args).copy(), "load_before": os.getloadavg(),
-                 "commit": code_version()}  # fmt: skip
+                 "commit": code_version(), "children_cpu": True}  # fmt: skip
     procs: list[subprocess.Popen] = []
     gen = None
     try:
@@ -837,6 +840,12 @@ def run(args: argparse.Namespace) -> dict:
         redis.stop()
         pg.stop()
     out["load_after"] = os.getloadavg()
+    out["finished"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
+    glog = (workdir / "gunicorn.log").read_text(errors="replace")
+    out["gunicorn"] = {"worker_timeouts": glog.count("WORKER TIMEOUT"),
+                       "workers_killed": glog.count("was sent SIGKILL")}  # fmt: skip
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 
@@ -942,7 +951,7 @@ def report(r: dict) -> str:
     lines = [
         "# Load during a send: tracking at 200 req/s and one-click unsubscribes at 1,000/min",
         "",
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `bench/bench_load.py --minutes "
+        f"Run {r['finished']} UTC by `bench/bench_load.py --minutes "
         f"{minutes:g} --recipients {args['recipients']}` on {platform.node()}: "
         f"{os.cpu_count()} CPU cores shared with other work (load average {lb} when it "
         f"started, {la} at the end), Python {platform.python_version()}, code at "
@@ -1000,7 +1009,8 @@ def report(r: dict) -> str:
     for route in ROUTES:
         c = cal[route]
         lines.append(
-            f"| {route} | {c['latency']['n']} | {c['codes']} | {c['cpu_ms']:.1f} ms | "
+            f"| {route} | {c['latency']['n']} | "
+            f"{', '.join(f'{k}: {v}' for k, v in c['codes'].items())} | {c['cpu_ms']:.1f} ms | "
             f"{_ms(c['latency']['p50'])} | {_ms(c['latency']['p99'])} |"
         )
     lines += [
@@ -1023,7 +1033,8 @@ def report(r: dict) -> str:
         lines.append(
             f"| {tag} | {row['campaign']} | {row['recipients']:,} | "
             f"{row['counts'].get('sent', 0):,} | {row['seconds']:.1f} | {row['rate']:,.0f} | "
-            f"{row['rate'] / base:.2f} | {c['workers']:.0f} | {c['web']:.0f} "
+            f"{row['rate'] / base:.2f} | {c['workers']:.0f} | "
+            f"{'n/a (workers killed)' if c['web'] < 0 else format(c['web'], '.0f')} "
             f"| {c['postgres']:.0f} |"
         )
     lines += [
@@ -1036,10 +1047,18 @@ def report(r: dict) -> str:
     ]
     cpu = r["load_cpu_s"]
     wall = r["load_wall_s"]
+    killed = (r.get("gunicorn") or {}).get("workers_killed", 0)
+    lost = (
+        f" The web figures of this run are lower bounds: the CPU of its {killed} killed "
+        "gunicorn workers was not counted (counted since, through the master's reaped "
+        "children)."
+        if killed and not r.get("children_cpu")
+        else ""
+    )
     lines += [
         "",
         f"CPU during the loaded phase ({wall:.0f} s wall, {2 * wall:.0f} core-seconds on 2 "
-        "cores): " + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items()) + ".",
+        "cores): " + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items()) + "." + lost,
     ]
     checks = r["unsub_checks"]
     f = r["final"]
@@ -1081,24 +1100,63 @@ def report(r: dict) -> str:
         f"{load['status']['click'].get(302, 0):,} redirects answered (the phase's own "
         "POSTs add the unsubscribe events).",
     ]
+    g = r.get("gunicorn")
+    if g:
+        lines += [
+            "",
+            f"gunicorn during the run: {g['worker_timeouts']} worker timeouts (a sync worker "
+            f"held over 30 s), {g['workers_killed']} workers killed and replaced; the events "
+            "a killed worker still held in its buffer are lost with it.",
+        ]
     lines += ["", "## Against the targets", ""] + verdicts(r, ratio)
+    lines += [
+        "",
+        "## Reading it",
+        "",
+        "- The one-at-a-time table is the figure a busy machine blurs least: the web tier's "
+        "CPU per request. The loaded table is what this machine gave at that moment; compare "
+        "the loaded phase's CPU line with the core-seconds available to see how much of the "
+        "machine the bench got.",
+        "- gunicorn's sync workers serve one connection each. A client slow to send its "
+        "request (here the load generator itself when it is starved of CPU, in production a "
+        "slow mobile network) holds a worker until gunicorn's 30 s timeout kills it: deploy "
+        "behind a buffering proxy (nginx) as gunicorn's documentation advises. Worker "
+        "timeouts, if any, are in the run's `gunicorn.log`.",
+        "- A one-click POST is about twenty SQL statements in one transaction (contact, "
+        "list and organisation loaded several times, ledger row, subscription, suppression "
+        "with a savepoint, contact status, unsubscribe event and its rollup): an order of "
+        "magnitude more than a pixel or a redirect, and a worker is held for all of it.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def previous_summary(r: dict) -> str:
-    """Another run's requests table, send rates and verdicts, appended to a report."""
+    """Another run's requests table, send rate and verdicts, appended to a report."""
+    args = r["args"]
     full = report(r).splitlines()
-    keep = []
-    for line in full:
-        if line.startswith("Run "):
-            keep += ["", "## Another run", "", line, ""]
-        elif line.startswith(ROUTE_ROWS) and line.count("|") == 8:
-            if not keep[-1].startswith("|"):  # the loaded table (the one-at-a-time one has 7)
-                keep += ["| route | requests | by status | p50 | p95 | p99 | max |",
-                         "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
-            keep.append(line)
-        elif line.startswith("Baseline (mean of A and A2)") or line.startswith("- "):
-            keep += ["", line] if line.startswith("Baseline") else [line]
+    lb = ", ".join(f"{x:.1f}" for x in r["load_before"])
+    la = ", ".join(f"{x:.1f}" for x in r["load_after"])
+    keep = [
+        "",
+        f"### `--minutes {args['minutes']:g} --rate {args['rate']:g} --unsubscribes "
+        f"{args['unsubscribes']:g} --recipients {args['recipients']}`",
+        "",
+        f"Run {r['finished']} UTC, code at {r.get('commit', 'unknown')}, load average {lb} "
+        f"at the start, {la} at the end.",
+        "",
+        "| route | requests | by status | p50 | p95 | p99 | max |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    routes = ROUTE_ROWS if args["unsubscribes"] else ROUTE_ROWS[:2]
+    keep += [x for x in full if x.startswith(routes) and x.count("|") == 8]
+    keep += [""] + [x for x in full if x.startswith("Baseline (mean of A and A2)")]
+    g = r.get("gunicorn")
+    if g:
+        keep += ["", f"gunicorn: {g['worker_timeouts']} worker timeouts."]
+    target = full.index("## Against the targets")
+    keep += [""] + [
+        x for x in full[target + 2 :] if x.startswith("- ") and "This run loaded" not in x
+    ][:6]
     return "\n".join(keep) + "\n"
 
 
@@ -1114,11 +1172,12 @@ def verdicts(r: dict, ratio: float) -> list[str]:
         return "met" if ok else "**not met**"
 
     load, f, args = r["load"], r["final"], r["args"]
-    five = sum(v for route in ("pixel", "click") for k, v in load["status"][route].items()
-               if int(k) >= 500 or int(k) < 0)  # fmt: skip
+    track = [(int(k), v) for route in ("pixel", "click") for k, v in load["status"][route].items()]
+    five = sum(v for k, v in track if k >= 500)
+    failed = sum(v for k, v in track if k < 0)
     p99 = {route: load["latency"][route]["p99"] for route in ROUTES}
     unsub = load["status"]["unsubscribe"]
-    not_2xx = sum(v for k, v in unsub.items() if not 200 <= int(k) < 300)
+    not_2xx = sum(v for k, v in unsub.items() if not 200 <= int(k) < 300 and int(k) != -3)
     vis = [c["visible_s"] for c in r["unsub_checks"] if c.get("visible")]
     slowest = max(vis) if vis else float("inf")
     invisible = sum(not c.get("visible") for c in r["unsub_checks"] if 200 <= c["code"] < 300)
@@ -1133,8 +1192,9 @@ def verdicts(r: dict, ratio: float) -> list[str]:
             f"{invisible} never seen — {mark(slowest < 5 and invisible == 0)}."
         )
     out = [
-        f"- Tracking for {minutes:g} min at {args['rate']:g} req/s: no 5xx, no error — "
-        f"{five} — {mark(five == 0)}.",
+        f"- Tracking for {minutes:g} min at {args['rate']:g} req/s, no 5xx: {five} answered "
+        f"5xx — {mark(five == 0)}; but {failed:,} of {sum(v for _, v in track):,} requests "
+        f"got no answer in time (timeout or refused) — {mark(failed == 0)}.",
         f"- p99 < 100 ms: pixel {_ms(p99['pixel'])} — {mark(p99['pixel'] < 0.1)}; click "
         f"{_ms(p99['click'])} — {mark(p99['click'] < 0.1)}.",
         f"- Send rate drops < 20 %: {ratio:.2f} of the baseline — {mark(ratio >= 0.8)}.",
@@ -1164,14 +1224,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--keep", action="store_true", help="keep the logs in the work folder")
     parser.add_argument("--report", type=Path, default=ROOT / "bench" / "reports" / "load.md")
     parser.add_argument("--json", type=Path, help="also dump the raw results there")
     parser.add_argument("--from-json", type=Path, help="rewrite the report of an earlier run")
     parser.add_argument("--note", default="", help="a sentence on the conditions, for the report")
-    parser.add_argument("--previous-json", type=Path, help="append another run's key figures")
+    parser.add_argument(
+        "--previous-json", type=Path, nargs="*", help="append other runs' key figures"
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         result = json.loads(args.from_json.read_text())
+        mtime = dt.datetime.fromtimestamp(args.from_json.stat().st_mtime, dt.UTC)
+        result.setdefault("finished", f"{mtime:%Y-%m-%d %H:%M}")
     else:
         result = run(args)
         if args.json:
@@ -1179,7 +1244,12 @@ def main(argv: list[str] | None = None) -> int:
     result["note"] = args.note or result.get("note", "")
     text = report(result)
     if args.previous_json:
-        text += previous_summary(json.loads(args.previous_json.read_text()))
+        text += "\n## Other runs of the same code\n"
+    for extra in args.previous_json or ():
+        other = json.loads(extra.read_text())
+        mtime = dt.datetime.fromtimestamp(extra.stat().st_mtime, dt.UTC)
+        other.setdefault("finished", f"{mtime:%Y-%m-%d %H:%M}")
+        text += previous_summary(other)
     print(text)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text, encoding="utf-8")
