@@ -21,8 +21,8 @@ from campaigns.models import Campaign, Delivery
 from contacts.db import db, utcnow
 from tests.factories import make_list, make_org
 from tests.factories_sending import make_contacts, make_ready_campaign
-from tests.integration.sending.stub_queues import release_held_messages
 from tests.integration.sending.support import received_by_address, statuses
+from tests.stub_queues import release_held_messages
 
 pytestmark = [pytest.mark.smtp]
 

@@ -29,8 +29,8 @@ from contacts import db as db_module
 from contacts.db import db
 from contacts.models import Contact
 from tests.factories_sending import make_contacts, make_ready_campaign
-from tests.integration.sending.stub_queues import release_held_messages
 from tests.integration.sending.support import received_by_address, statuses
+from tests.stub_queues import release_held_messages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.backends("postgres")]
 
