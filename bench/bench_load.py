@@ -1049,9 +1049,9 @@ def report(r: dict) -> str:
     wall = r["load_wall_s"]
     killed = (r.get("gunicorn") or {}).get("workers_killed", 0)
     lost = (
-        f" The web figures of this run are lower bounds: the CPU of its {killed} killed "
-        "gunicorn workers was not counted (counted since, through the master's reaped "
-        "children)."
+        f" The web and PostgreSQL figures of this run are lower bounds: the CPU of its "
+        f"{killed} killed gunicorn workers and of the backends that ended was not counted "
+        "(counted since, through the reaped children's times)."
         if killed and not r.get("children_cpu")
         else ""
     )

@@ -37,6 +37,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -372,6 +373,9 @@ def run(args: argparse.Namespace) -> dict:
         redis.stop()
         pg.stop()
     out["load_after"] = os.getloadavg()
+    out["finished"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 
@@ -437,7 +441,7 @@ def report(r: dict) -> str:
     lines = [
         "# Soak: continuous sending, a worker group restarted on a schedule",
         "",
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `bench/bench_soak.py --minutes "
+        f"Run {r['finished']} UTC by `bench/bench_soak.py --minutes "
         f"{args['minutes']:g} --restart-minutes {args['restart_minutes']:g}` on "
         f"{platform.node()}: {os.cpu_count()} CPU cores shared with other work (load average "
         f"{lb} when it started, {la} at the end), Python {platform.python_version()}, code at "
@@ -575,6 +579,28 @@ def verdicts(r: dict, a: dict, growth: float) -> list[str]:
     return out
 
 
+def previous_summary(r: dict) -> str:
+    """Another run's headline figures and verdicts, appended to a report."""
+    args = r["args"]
+    full = report(r).splitlines()
+    lb = ", ".join(f"{x:.1f}" for x in r["load_before"])
+    keep = [
+        "",
+        f"### `--minutes {args['minutes']:g} --restart-minutes {args['restart_minutes']:g} "
+        f"--recipients {args['recipients']} --rate {args['rate']:g}`",
+        "",
+        f"Run {r['finished']} UTC, code at {r.get('commit', 'unknown')}, load average {lb} "
+        "at the start." + (f" {r['note']}" if r.get("note") else ""),
+        "",
+    ]
+    keep += [x for x in full if x.startswith(("Sent ", "First vs last cycle peak"))]
+    target = full.index("## Against the targets")
+    keep += [""] + [
+        x for x in full[target + 2 :] if x.startswith("- ") and "This run lasted" not in x
+    ]
+    return "\n".join(keep) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=6.0)
@@ -585,19 +611,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--sample-seconds", type=float, default=3.0)
     parser.add_argument("--warm-seconds", type=float, default=30.0)
+    parser.add_argument("--keep", action="store_true", help="keep the logs in the work folder")
     parser.add_argument("--report", type=Path, default=ROOT / "bench" / "reports" / "soak.md")
     parser.add_argument("--json", type=Path, help="also dump the raw results there")
     parser.add_argument("--from-json", type=Path, help="rewrite the report of an earlier run")
     parser.add_argument("--note", default="", help="a sentence on the conditions, for the report")
+    parser.add_argument(
+        "--previous-json", type=Path, nargs="*", help="append other runs' key figures"
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         result = json.loads(args.from_json.read_text())
+        mtime = dt.datetime.fromtimestamp(args.from_json.stat().st_mtime, dt.UTC)
+        result.setdefault("finished", f"{mtime:%Y-%m-%d %H:%M}")
     else:
         result = run(args)
         if args.json:
             args.json.write_text(json.dumps(result, indent=1, default=str))
     result["note"] = args.note or result.get("note", "")
     text = report(result)
+    if args.previous_json:
+        text += "\n## Other runs of the same code\n"
+    for extra in args.previous_json or ():
+        other = json.loads(extra.read_text())
+        mtime = dt.datetime.fromtimestamp(extra.stat().st_mtime, dt.UTC)
+        other.setdefault("finished", f"{mtime:%Y-%m-%d %H:%M}")
+        text += previous_summary(other)
     print(text)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text, encoding="utf-8")
