@@ -35,6 +35,7 @@ from campaigns import delivery, reconcile, workflow
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.sender import SendSettings
 from contacts.db import DomainError, db
+from contacts.i18n import N_
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -78,7 +79,7 @@ def run_due_schedules(grace_seconds: float) -> tuple[list[int], list[int]]:
                     campaign,
                     None,
                     workflow.SYSTEM,
-                    "Envoi programmé lancé.",
+                    N_("Envoi programmé lancé."),
                 )
                 started.append(campaign.id)
             db.session.commit()
