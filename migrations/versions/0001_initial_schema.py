@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 14:44:15.093996
+Create Date: 2026-11-25 15:53:39.329666
 
 """
 from alembic import op
@@ -66,9 +66,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
     sa.UniqueConstraint('organisation_id', 'email', name=op.f('uq_contacts_organisation_id_email'))
     )
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.create_index('ix_contacts_organisation_status', ['organisation_id', 'status'], unique=False)
-
     op.create_table('mailing_lists',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -248,12 +245,10 @@ def upgrade():
     sa.Column('api_token_id', sa.Integer(), nullable=True),
     sa.Column('created_at', contacts.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_consent_events_contact_id_contacts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_consent_events_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_events'))
     )
     with op.batch_alter_table('consent_events', schema=None) as batch_op:
         batch_op.create_index('ix_consent_events_contact_created', ['contact_id', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_consent_events_organisation_id'), ['organisation_id'], unique=False)
 
     op.create_table('subscriptions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -270,14 +265,11 @@ def upgrade():
     sa.Column('withdrawn_at', contacts.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_subscriptions_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['list_id'], ['mailing_lists.id'], name=op.f('fk_subscriptions_list_id_mailing_lists'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_subscriptions_organisation_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions')),
     sa.UniqueConstraint('list_id', 'contact_id', name=op.f('uq_subscriptions_list_id_contact_id'))
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscriptions_contact_id'), ['contact_id'], unique=False)
-        batch_op.create_index('ix_subscriptions_list_status_contact', ['list_id', 'status', 'contact_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_subscriptions_organisation_id'), ['organisation_id'], unique=False)
 
     op.create_table('survey_editions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -623,13 +615,10 @@ def downgrade():
     op.drop_table('baseline_values')
     op.drop_table('survey_editions')
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_subscriptions_organisation_id'))
-        batch_op.drop_index('ix_subscriptions_list_status_contact')
         batch_op.drop_index(batch_op.f('ix_subscriptions_contact_id'))
 
     op.drop_table('subscriptions')
     with op.batch_alter_table('consent_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_consent_events_organisation_id'))
         batch_op.drop_index('ix_consent_events_contact_created')
 
     op.drop_table('consent_events')
@@ -668,9 +657,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_mailing_lists_organisation_id'))
 
     op.drop_table('mailing_lists')
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.drop_index('ix_contacts_organisation_status')
-
     op.drop_table('contacts')
     op.drop_table('organisations')
     op.drop_table('daily_salts')
