@@ -1060,6 +1060,9 @@ def report(r: dict) -> str:
         f"CPU during the loaded phase ({wall:.0f} s wall, {2 * wall:.0f} core-seconds on 2 "
         "cores): " + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items()) + "." + lost,
     ]
+    if r.get("pg_activity"):
+        top = "; ".join(f"{n} × `{q[:70]}…`" for q, n in r["pg_activity"][:3])
+        lines += ["", f"PostgreSQL's busiest statements during the load (4 samples/s): {top}."]
     checks = r["unsub_checks"]
     f = r["final"]
     ok = [c for c in checks if 200 <= c["code"] < 300]
