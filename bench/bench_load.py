@@ -225,13 +225,13 @@ def enqueue_start(broker, campaign_id: int) -> None:  # type: ignore[no-untyped-
 
 
 def freeze(org_id: int, campaign_id: int) -> int:
-    """``delivery.start_sending`` and commit: the audience frozen, the campaign ``sending``."""
-    from campaigns import delivery
+    """``sending.start_sending`` and commit: the audience frozen, the campaign ``sending``."""
+    from campaigns import sending
     from campaigns.models import Campaign
     from contacts.db import db
 
     campaign = db.session.get(Campaign, campaign_id)
-    n = delivery.start_sending(org_id, campaign, None, "officer")
+    n = sending.start_sending(org_id, campaign, None, "officer")
     db.session.commit()
     return n
 

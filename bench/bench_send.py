@@ -6,7 +6,7 @@ What it runs, all on loopback, each service started for the run and stopped afte
    N contacts on one list and the 12-block newsletter of ``bench_preview.py`` compiled by
    the real mjml, personalised per recipient (first name, signed links). Two
    ``crieur worker`` processes (``python -m dramatiq webapp.worker_entry -p 2 -t T``).
-   The clock starts before the audience is frozen (``delivery.start_sending``) and stops
+   The clock starts before the audience is frozen (``sending.start_sending``) and stops
    when the campaign is ``sent`` (every row committed after the relay's 250).
 2. **Bare loop**: the same number of pre-built messages of the same size pushed by plain
    smtplib threads (``bench_bare_smtp.bare_loop``) over the same number of connections.
@@ -133,7 +133,7 @@ def seed(n: int, website: str = "https://www.saint-exemple.fr") -> tuple[int, in
 
 def sample_raw(campaign_id: int, smtp_url: str) -> bytes:
     """One message of the campaign as a worker renders it (for the bare loop's size)."""
-    from campaigns.delivery import Claimed
+    from campaigns.claims import Claimed
     from campaigns.models import Campaign
     from campaigns.sender import SendSettings, message_context
     from contacts.db import db
@@ -247,7 +247,7 @@ def run_redis_mode(
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
 
-    from campaigns import delivery
+    from campaigns import sending
     from contacts.db import db
     from tests import services
     from webapp import create_app
@@ -314,7 +314,7 @@ def run_redis_mode(
 
             campaign = db.session.get(Campaign, campaign_id)
             t0 = time.monotonic()
-            delivery.start_sending(org_id, campaign, None, "officer")  # freeze: in the clock
+            sending.start_sending(org_id, campaign, None, "officer")  # freeze: in the clock
             db.session.commit()
             broker.enqueue(
                 Message(queue_name="send", actor_name="start_campaign", args=(campaign_id,),
@@ -351,7 +351,7 @@ def run_redis_mode(
 def embedded_child(n: int, sink: str, threads: int) -> None:
     """Run in a child process: SQLite + stub broker + in-process worker; print JSON."""
     os.environ["CRIEUR_BROKER_URL"] = ""
-    from campaigns import actors, delivery
+    from campaigns import actors, sending
     from campaigns.models import Campaign
     from contacts.db import db
     from webapp import create_app
@@ -374,7 +374,7 @@ def embedded_child(n: int, sink: str, threads: int) -> None:
         start_embedded_worker(threads=threads)
         campaign = db.session.get(Campaign, campaign_id)
         t0 = time.monotonic()
-        delivery.start_sending(org_id, campaign, None, "officer")
+        sending.start_sending(org_id, campaign, None, "officer")
         db.session.commit()
         actors.start_campaign.send(campaign_id)
         t1 = wait_sent(campaign_id, 1800)

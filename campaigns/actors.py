@@ -16,7 +16,8 @@ from dramatiq.middleware import Middleware
 from flask import current_app
 
 from campaigns import reconcile, sender
-from campaigns.delivery import first_ranges, refresh_statistics
+from campaigns.audience import refresh_statistics
+from campaigns.claims import first_ranges
 from campaigns.scheduler import ReconcilerMiddleware
 from campaigns.sender import SendSettings
 from contacts.broker import broker

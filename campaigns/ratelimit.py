@@ -8,7 +8,7 @@ Two limits, two mechanisms:
 - ``Organisation.hourly_limit`` (messages per hour, per body) stops one body from hogging
   shared workers and relays. It must hold across processes and hosts, so it is counted
   in the database: rows sent (or possibly sent) in the last hour *plus rows claimed right
-  now* by any worker. The claim (:func:`campaigns.delivery.claim_rows`) takes at most the
+  now* by any worker. The claim (:func:`campaigns.claims.claim_rows`) takes at most the
   remaining quota, under a per-body lock (PostgreSQL advisory lock; SQLite's
   ``BEGIN IMMEDIATE`` already serialises writers), so two workers cannot both take the
   last slots: the cap is exact, not approximate.

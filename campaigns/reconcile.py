@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, select, text, update
 
-from campaigns import delivery, ratelimit
-from campaigns.delivery import CLAIMABLE, T, db_now, is_postgres, later_expr, now_expr
+from campaigns import ratelimit
+from campaigns.claims import first_claimable_id, first_ranges
+from campaigns.dbclock import db_now, is_postgres, later_expr, now_expr
+from campaigns.delivery import CLAIMABLE, T
 from campaigns.models import Campaign, CampaignStatus, DeliveryStatus
+from campaigns.sending import finish_if_done
 from contacts.db import db
 from contacts.models import Organisation
 
@@ -88,7 +91,7 @@ def is_stalled(
     campaign: Campaign, now: dt.datetime, stall_seconds: float, lease_seconds: float
 ) -> bool:
     """Due rows wait, and nothing happened to the campaign for ``stall_seconds``."""
-    if delivery.first_claimable_id(campaign.id, 0) is None:
+    if first_claimable_id(campaign.id, 0) is None:
         return False
     org = db.session.get(Organisation, campaign.organisation_id)
     if org is not None and org.hourly_limit:
@@ -131,11 +134,11 @@ def reconcile(
         select(Campaign).where(Campaign.status == S.SENDING).order_by(Campaign.id)
     ).all()
     for campaign in sending:
-        if delivery.finish_if_done(campaign.id):
+        if finish_if_done(campaign.id):
             report.finished.append(campaign.id)
             continue
         if queue_lost or is_stalled(campaign, now, stall_seconds, lease_seconds):
-            for lo, hi in delivery.first_ranges(campaign.id, batch_size, lanes, due_only=True):
+            for lo, hi in first_ranges(campaign.id, batch_size, lanes, due_only=True):
                 report.requeue.append((campaign.id, lo, hi))
     db.session.commit()
     return report

@@ -8,7 +8,7 @@ considered: for the others Crieur does not know, and must not guess, whether the
 The new campaign is a draft (content, lists and kind copied; ``parent_campaign_id`` points
 at the first one) that goes through review like any other. Its audience is fixed at
 creation: one ``queued`` delivery row per recipient who was sent the first campaign and
-has neither opened nor clicked it. :func:`campaigns.delivery.freeze_audience` keeps those
+has neither opened nor clicked it. :func:`campaigns.audience.freeze_audience` keeps those
 rows instead of reading the lists, and the sender still re-checks each person at send
 time, so someone who unsubscribed in between is not written to.
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from sqlalchemy import Select, and_, false, func, literal, select
 
-from campaigns import delivery, editing
+from campaigns import editing
+from campaigns.audience import dialect_insert, freeze_audience
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from contacts.db import DomainError, db
 from contacts.models import Organisation, Subscription, TrackingPolicy
@@ -107,7 +108,7 @@ def create_resend(
     )
     audience = resendable(org_id, parent, engaged).subquery()
     stmt = (
-        delivery.dialect_insert(Delivery.__table__)
+        dialect_insert(Delivery.__table__)
         .from_select(
             [
                 "organisation_id",
@@ -135,4 +136,4 @@ def create_resend(
         .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
     )
     db.session.execute(stmt)
-    return child, delivery.freeze_audience(org_id, child)
+    return child, freeze_audience(org_id, child)

@@ -31,7 +31,7 @@ from dramatiq.middleware import Middleware
 from flask import Flask
 from sqlalchemy import select
 
-from campaigns import delivery, reconcile, workflow
+from campaigns import dbclock, reconcile, sending, workflow
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.sender import SendSettings
 from contacts.db import DomainError, db
@@ -52,7 +52,7 @@ def run_due_schedules(grace_seconds: float) -> tuple[list[int], list[int]]:
     """
     started: list[int] = []
     held: list[int] = []
-    now = delivery.db_now()
+    now = dbclock.db_now()
     due = db.session.scalars(
         select(Campaign)
         .where(Campaign.status == S.SCHEDULED, Campaign.scheduled_at <= now)
@@ -74,7 +74,7 @@ def run_due_schedules(grace_seconds: float) -> tuple[list[int], list[int]]:
                 )
                 held.append(campaign.id)
             else:
-                delivery.start_sending(
+                sending.start_sending(
                     campaign.organisation_id,
                     campaign,
                     None,

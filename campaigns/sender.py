@@ -2,7 +2,7 @@
 
 :func:`send_batch` is what the ``deliver_batch`` actor runs. A batch is an id range
 ``[lo_id, hi_id]`` of the campaign's delivery rows (ids only in the queue message). It
-claims the range's due rows a few at a time (:func:`campaigns.delivery.claim_rows`),
+claims the range's due rows a few at a time (:func:`campaigns.claims.claim_rows`),
 re-checks before each message that the campaign is still ``sending`` and the contact
 still sendable (a later unsubscribe wins, checked at claim and every ``recheck_seconds``),
 waits for the process's rate budget, renders the message by substitution into the
@@ -25,7 +25,7 @@ commit per message costs a round trip and a disk flush per message, which alone 
 worker at a few hundred messages a second on PostgreSQL; a group commit costs the same
 for twenty. What a crash can cost is bounded by the *in-flight window*: before a group of
 rows may reach the relay they are flagged ``possible_duplicate`` in a committed
-transaction (:func:`campaigns.delivery.mark_in_flight`), and their outcome commit puts
+transaction (:func:`campaigns.outcomes.mark_in_flight`), and their outcome commit puts
 the flag back. A SIGKILL therefore re-sends at most ``outcome_batch`` messages per
 worker thread, and exactly those rows are listed as possible duplicates; rows claimed
 but not yet in a window are re-sent without a flag because they provably never left.
@@ -51,12 +51,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaigns import delivery
-from campaigns.delivery import Claimed, Outcome
+from campaigns import claims, dbclock, outcomes, sending
+from campaigns.claims import Claimed
 from campaigns.links import RecipientLinks, StoredLink
 from campaigns.mailer import transport_for
 from campaigns.message import HeaderValueError, MessageTemplate, delivery_message_id, ics_attachment
 from campaigns.models import Campaign, CampaignLink, CampaignStatus, DeliveryStatus
+from campaigns.outcomes import Outcome
 from campaigns.personalise import compile_html, compile_text, subscription_reason
 from campaigns.ratelimit import RateLimiter, process_limiter, quota_wait_seconds
 from campaigns.smtp import Outcome as SmtpOutcome
@@ -299,12 +300,12 @@ class OutcomeWriter:
         """Commit the pending outcomes (and flag ``mark`` in flight) in one transaction."""
         if not self.pending and not mark:
             return
-        delivery.write_outcomes(self.pending)
+        outcomes.write_outcomes(self.pending)
         for email in self.bounced:
             from contacts.suppression import suppress
 
             suppress(self.org_id, email, "bounced", self.settings.secret)
-        delivery.mark_in_flight(mark)
+        outcomes.mark_in_flight(mark)
         db.session.commit()
         for o in self.pending:
             self.counts[o.status] = self.counts.get(o.status, 0) + 1
@@ -416,7 +417,7 @@ def send_batch(
             if time.monotonic() - started > settings.slice_seconds:
                 result.next, result.reason = (lo_id, hi_id), "time_slice"
                 break
-            claim = delivery.claim_rows(
+            claim = claims.claim_rows(
                 org.id,
                 campaign_id,
                 lo_id,
@@ -427,7 +428,7 @@ def send_batch(
                 repermission=repermission,
             )
             if claim.quota_blocked:
-                wait = quota_wait_seconds(org.id, org.hourly_limit, delivery.db_now())
+                wait = quota_wait_seconds(org.id, org.hourly_limit, dbclock.db_now())
                 result.next, result.delay, result.reason = (lo_id, hi_id), wait, "quota"
                 break
             if not claim.rows:
@@ -465,13 +466,13 @@ def send_batch(
         db.session.commit()
     result.counts = writer.counts
     if exhausted:
-        if result.claimed == 0 and delivery.range_is_busy(campaign_id, lo_id, hi_id):
+        if result.claimed == 0 and claims.range_is_busy(campaign_id, lo_id, hi_id):
             result.reason = "range_taken"  # a duplicate message: another lane has it
         else:
             result.next, result.delay = _next_range(campaign_id, lo_id, hi_id, settings)
             result.reason = result.reason or ("next_range" if result.next else "done")
     if result.next is None:
-        result.finished = delivery.finish_if_done(campaign_id)
+        result.finished = sending.finish_if_done(campaign_id)
         db.session.commit()
     return result
 
@@ -481,13 +482,13 @@ def _next_range(
 ) -> tuple[tuple[int, int] | None, float | None]:
     """Where this lane goes after finishing ``[lo_id, hi_id]`` (see the module docstring)."""
     size = hi_id - lo_id + 1
-    ahead = delivery.first_claimable_id(campaign_id, lo_id + settings.lanes * size)
+    ahead = claims.first_claimable_id(campaign_id, lo_id + settings.lanes * size)
     if ahead is not None:
         return (ahead, ahead + size - 1), None
-    due = delivery.first_claimable_id(campaign_id, 0)
+    due = claims.first_claimable_id(campaign_id, 0)
     if due is not None:
         return (due, due + size - 1), None
-    retry = delivery.next_retry_in(campaign_id)
+    retry = claims.next_retry_in(campaign_id)
     if retry is not None:
         row_id, seconds = retry
         return (row_id, row_id + size - 1), seconds + 0.5
@@ -525,17 +526,17 @@ def _send_rows(
             now = time.monotonic()
             if now - last_check >= settings.recheck_seconds:
                 writer.flush()
-                status = delivery.campaign_status(campaign_id)
+                status = claims.campaign_status(campaign_id)
                 if status != S.SENDING:
                     raise _EndChunk("cancelled" if status == S.CANCELLED else "paused")
-                sendable &= delivery.still_sendable(
+                sendable &= claims.still_sendable(
                     [r.id for r in rows[i:]], repermission=repermission
                 )
                 db.session.commit()
                 last_check = now
             if now >= renew_at:
                 writer.flush()
-                delivery.renew_leases([r.id for r in rows[i:]], settings.lease_seconds)
+                claims.renew_leases([r.id for r in rows[i:]], settings.lease_seconds)
                 db.session.commit()
                 renew_at = now + settings.lease_seconds / 2
             if stop():

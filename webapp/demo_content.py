@@ -122,7 +122,7 @@ def seed_content(org: Organisation, contacts: int = 120) -> None:
 def _seed_campaigns(org: Organisation, newsletter_id: int, invitations_id: int) -> None:
     """A newsletter that is sent when ``crieur run`` starts (into the outbox, by the
     in-process worker), and an invitation left as a draft to work on."""
-    from campaigns import delivery, editing
+    from campaigns import editing, sending
     from webapp.models import User
 
     users = {
@@ -146,6 +146,6 @@ def _seed_campaigns(org: Organisation, newsletter_id: int, invitations_id: int) 
                     role="director",
                     comment="Parfait, on envoie.",
                 )
-                delivery.start_sending(org.id, campaign, users["director"].id, "director")
+                sending.start_sending(org.id, campaign, users["director"].id, "director")
         except Exception:  # a demo must start even without node: no such campaign then
             log.warning("demo campaign %s not created", key, exc_info=True)

@@ -1,9 +1,10 @@
 """``/campaigns/{id}/send|pause|resume|cancel``, progress, audience and deliveries.
 
-Thin handlers over :mod:`campaigns.delivery`: parse, call one service, commit, then queue
-the work (after the commit, so the worker sees the rows; a broker that is down only delays
-the start, the reconciler finds the campaign). Officers and directors send an approved
-campaign; another body's campaign is a 404.
+Thin handlers over :mod:`campaigns.sending`, :mod:`campaigns.audience` and
+:mod:`campaigns.progress`: parse, call one service, commit, then queue the work (after the
+commit, so the worker sees the rows; a broker that is down only delays the start, the
+reconciler finds the campaign). Officers and directors send an approved campaign; another
+body's campaign is a 404.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from flask import g, request
 from sqlalchemy import Select, select
 
-from campaigns import actors, delivery, resend
+from campaigns import actors, audience, dbclock, progress, resend, sending
 from campaigns.models import Campaign
 from contacts.db import db
 from webapp.api import ApiError, api_roles, bp, json_body, org_id
@@ -75,13 +76,13 @@ def send_campaign(campaign_id: int):
         409: {description: "not approved (invalid_transition), or nobody to send to"}
     """
     campaign = campaign_or_404(campaign_id)
-    at = delivery.parse_send_at(_body().get("at"))
+    at = sending.parse_send_at(_body().get("at"))
     user = g.api_user
-    if at is not None and at > delivery.db_now():
-        delivery.schedule_sending(org_id(), campaign, at, user.id, user.role)
+    if at is not None and at > dbclock.db_now():
+        sending.schedule_sending(org_id(), campaign, at, user.id, user.role)
         db.session.commit()
         return _state(campaign), 202
-    recipients = delivery.start_sending(org_id(), campaign, user.id, user.role)
+    recipients = sending.start_sending(org_id(), campaign, user.id, user.role)
     db.session.commit()
     actors.start_campaign_soon(campaign.id)
     return _state(campaign, recipients=recipients), 202
@@ -101,7 +102,7 @@ def pause_campaign(campaign_id: int):
         409: {description: not sending}
     """
     campaign = campaign_or_404(campaign_id)
-    delivery.pause_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
+    sending.pause_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     return _state(campaign)
 
@@ -120,7 +121,7 @@ def resume_campaign(campaign_id: int):
         409: {description: not paused}
     """
     campaign = campaign_or_404(campaign_id)
-    remaining = delivery.resume_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
+    remaining = sending.resume_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     actors.start_campaign_soon(campaign.id)
     return _state(campaign, remaining=remaining), 202
@@ -141,7 +142,7 @@ def cancel_campaign(campaign_id: int):
         409: {description: already sent or cancelled}
     """
     campaign = campaign_or_404(campaign_id)
-    cancelled = delivery.cancel_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
+    cancelled = sending.cancel_sending(org_id(), campaign, g.api_user.id, g.api_user.role)
     db.session.commit()
     return _state(campaign, cancelled=cancelled)
 
@@ -178,7 +179,7 @@ def campaign_progress(campaign_id: int):
                   eta_seconds: {type: integer, nullable: true}
     """
     campaign = campaign_or_404(campaign_id)
-    return delivery.progress(org_id(), campaign).as_dict()
+    return progress.progress(org_id(), campaign).as_dict()
 
 
 @bp.get("/campaigns/<int:campaign_id>/audience")
@@ -195,7 +196,7 @@ def campaign_audience(campaign_id: int):
           description: "recipients, left_out: {pending, risky, unsubscribed, bounced, suppressed}"
     """
     campaign = campaign_or_404(campaign_id)
-    return delivery.preview_audience(org_id(), campaign).as_dict()
+    return audience.preview_audience(org_id(), campaign).as_dict()
 
 
 @bp.get("/campaigns/<int:campaign_id>/deliveries")
@@ -223,7 +224,7 @@ def campaign_deliveries(campaign_id: int):
         limit = int(request.args.get("limit", 100))
     except ValueError:
         raise ApiError("invalid_page", "« after » et « limit » sont des entiers.") from None
-    rows = delivery.delivery_rows(org_id(), campaign.id, which, after_id=after, limit=limit)
+    rows = progress.delivery_rows(org_id(), campaign.id, which, after_id=after, limit=limit)
     for row in rows:
         for key in ("sent_at", "next_attempt_at"):
             row[key] = row[key].isoformat() if row[key] else None

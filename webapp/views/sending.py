@@ -2,7 +2,8 @@
 pause, resume or cancel it, and after any incident see who got it, who did not yet, and
 who may have got it twice.
 
-Thin views over :mod:`campaigns.delivery`; the live page is refreshed by
+Thin views over :mod:`campaigns.sending`, :mod:`campaigns.audience` and
+:mod:`campaigns.progress`; the live page is refreshed by
 ``static/sending-progress.js`` polling :func:`progress_json` (no inline script).
 """
 
@@ -21,7 +22,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from campaigns import actors, delivery, editing, resend
+from campaigns import actors, audience, dbclock, editing, progress, resend, sending
 from campaigns.models import Campaign, CampaignStatus
 from contacts.db import DomainError, db
 from contacts.i18n import N_
@@ -63,7 +64,7 @@ def confirm(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
     if campaign.status not in CONFIRMABLE:
         return _back(campaign)
-    preview = delivery.preview_audience(campaign.organisation_id, campaign)
+    preview = audience.preview_audience(campaign.organisation_id, campaign)
     lists = editing.target_lists(campaign.organisation_id, campaign.list_ids or [])
     return render_template("sending/confirm.html", campaign=campaign, preview=preview, lists=lists)
 
@@ -74,15 +75,15 @@ def send(campaign_id: int):
     """Send now, or schedule when the form gives a time (Paris time)."""
     campaign = _campaign_or_404(campaign_id)
     try:
-        at = delivery.parse_send_at(request.form.get("at"))
-        if at is not None and at > delivery.db_now():
-            delivery.schedule_sending(
+        at = sending.parse_send_at(request.form.get("at"))
+        if at is not None and at > dbclock.db_now():
+            sending.schedule_sending(
                 campaign.organisation_id, campaign, at, current_user.id, current_user.role
             )
             db.session.commit()
             flash(_("Envoi programmé."), "success")
             return _back(campaign)
-        count = delivery.start_sending(
+        count = sending.start_sending(
             campaign.organisation_id, campaign, current_user.id, current_user.role
         )
     except DomainError as exc:
@@ -115,19 +116,19 @@ def _action(campaign_id: int, service, message: str, *, restart: bool = False):
 @bp.route("/<int:campaign_id>/pause", methods=["POST"])
 @roles_required(*SENDERS)
 def pause(campaign_id: int):
-    return _action(campaign_id, delivery.pause_sending, _("Envoi mis en pause."))
+    return _action(campaign_id, sending.pause_sending, _("Envoi mis en pause."))
 
 
 @bp.route("/<int:campaign_id>/resume", methods=["POST"])
 @roles_required(*SENDERS)
 def resume(campaign_id: int):
-    return _action(campaign_id, delivery.resume_sending, _("Envoi repris."), restart=True)
+    return _action(campaign_id, sending.resume_sending, _("Envoi repris."), restart=True)
 
 
 @bp.route("/<int:campaign_id>/cancel", methods=["POST"])
 @roles_required(*SENDERS)
 def cancel(campaign_id: int):
-    return _action(campaign_id, delivery.cancel_sending, _("Envoi annulé."))
+    return _action(campaign_id, sending.cancel_sending, _("Envoi annulé."))
 
 
 @bp.route("/<int:campaign_id>")
@@ -137,12 +138,12 @@ def show(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
     if campaign.status in (S.APPROVED, S.HELD) and current_user.role in SENDERS:
         return redirect(url_for("sending.confirm", campaign_id=campaign.id))
-    progress = delivery.progress(campaign.organisation_id, campaign)
+    reading = progress.progress(campaign.organisation_id, campaign)
     return render_template(
         "sending/progress.html",
         campaign=campaign,
-        progress=progress,
-        data=progress.as_dict(),
+        progress=reading,
+        data=reading.as_dict(),
         lists=LISTS,
         can_act=current_user.role in SENDERS,
         resendable=_resendable(campaign),
@@ -193,7 +194,7 @@ def resend_non_openers(campaign_id: int):
 def progress_json(campaign_id: int):
     """What the live page polls."""
     campaign = _campaign_or_404(campaign_id)
-    return jsonify(delivery.progress(campaign.organisation_id, campaign).as_dict())
+    return jsonify(progress.progress(campaign.organisation_id, campaign).as_dict())
 
 
 @bp.route("/<int:campaign_id>/deliveries/<which>")
@@ -204,7 +205,7 @@ def deliveries(campaign_id: int, which: str):
     if which not in LISTS:
         abort(404)
     after = request.args.get("after", 0, type=int)
-    rows = delivery.delivery_rows(
+    rows = progress.delivery_rows(
         campaign.organisation_id, campaign.id, which, after_id=max(after, 0), limit=200
     )
     return render_template(

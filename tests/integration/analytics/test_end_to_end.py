@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from analytics.models import TrackingEvent
-from campaigns import delivery
+from campaigns import sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from tests.factories import make_list
@@ -93,7 +93,7 @@ def _send(app, body, relay, n: int = 3, *, consent: bool = False):
         compile=True,
     )
     db.session.commit()
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     drive(app, campaign.id)
     by_address = {}

@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 import pytest
 from sqlalchemy import select
 
-from campaigns import actors, delivery, editing
+from campaigns import actors, audience, editing, sending
 from campaigns.models import Campaign, Delivery, OutboxMessage
 from contacts import consent, memberships
 from contacts.db import db
@@ -80,21 +80,21 @@ def test_the_story_starts_with_only_the_clean_contact_sendable(org, people):
 def test_a_normal_campaign_freezes_only_the_sendable_contact(org, people):
     campaign = _ready(org, people["list"])
 
-    assert delivery.start_sending(org.id, campaign, None, "officer") == 1
+    assert sending.start_sending(org.id, campaign, None, "officer") == 1
     assert _frozen(campaign.id) == {people["clean"].id}
 
 
 def test_a_repermission_campaign_freezes_only_the_pending_active_contacts(org, people):
     campaign = _ready(org, people["list"], is_repermission=True)
 
-    assert delivery.start_sending(org.id, campaign, None, "officer") == 2
+    assert sending.start_sending(org.id, campaign, None, "officer") == 2
     assert _frozen(campaign.id) == {people["risky"].id, people["doi"].id}
 
 
 def test_the_audience_preview_of_a_repermission_campaign_counts_the_pending_ones(org, people):
     campaign = _ready(org, people["list"], is_repermission=True)
 
-    preview = delivery.preview_audience(org.id, campaign)
+    preview = audience.preview_audience(org.id, campaign)
 
     assert preview.recipients == 2
     assert preview.left_out == {"confirmed": 1, "suppressed": 1, "unsubscribed": 1}
@@ -113,7 +113,7 @@ def test_the_audience_api_of_a_normal_campaign_is_unchanged(api, org, people):
 def _send(app, campaign: Campaign) -> None:
     from tests.integration.sending.support import drive
 
-    delivery.start_sending(campaign.organisation_id, campaign, None, "officer")
+    sending.start_sending(campaign.organisation_id, campaign, None, "officer")
     db.session.commit()
     drive(app, campaign.id)
 
@@ -175,7 +175,7 @@ def test_someone_who_confirmed_after_the_freeze_is_skipped(app, org, people):
 
     lst, doi = people["list"], people["doi"]
     campaign = _ready(org, lst, is_repermission=True)
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     consent.confirm_subscription(org.id, doi.id, lst.id, secret())
     db.session.commit()
 
@@ -191,7 +191,7 @@ def test_a_repermission_campaign_goes_through_the_queue_into_the_outbox(
     org, people, stub_broker, stub_worker
 ):
     campaign = _ready(org, people["list"], is_repermission=True)
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     db.session.commit()
 
     actors.start_campaign.send(campaign.id)

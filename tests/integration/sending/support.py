@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 
 from sqlalchemy import func, select
 
-from campaigns import delivery, sender
+from campaigns import claims, sender
 from campaigns.models import Delivery
 from contacts.db import db
 
@@ -27,11 +27,11 @@ FAST_CONFIG = {
 def drive(app, campaign_id: int, timeout: float = 30.0, **send_options) -> list[sender.BatchResult]:
     """Run a sending campaign's batches in this thread, as one worker would, until done.
 
-    Batches come from :func:`campaigns.delivery.first_ranges` and then from each result's
+    Batches come from :func:`campaigns.claims.first_ranges` and then from each result's
     ``next``/``delay``, exactly what the actor would enqueue.
     """
     settings = sender.SendSettings.from_config(app.config)
-    ranges = delivery.first_ranges(campaign_id, settings.batch_size, settings.lanes)
+    ranges = claims.first_ranges(campaign_id, settings.batch_size, settings.lanes)
     db.session.commit()
     start = time.monotonic()
     queue = [(start, n, lo, hi) for n, (lo, hi) in enumerate(ranges)]

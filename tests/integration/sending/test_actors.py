@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import func, select
 
-from campaigns import actors, delivery
+from campaigns import actors, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from tests.factories_sending import make_contacts, make_ready_campaign
@@ -16,7 +16,7 @@ from tests.integration.sending.support import received_by_address, statuses
 def _start(body, lst, n):
     make_contacts(body, lst, n)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     return campaign
 

@@ -6,7 +6,7 @@ import mailbox
 
 from sqlalchemy import select, update
 
-from campaigns import delivery
+from campaigns import sending
 from campaigns.models import Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -72,7 +72,7 @@ def dsn(rcpt, message_id, *, action="failed", status="5.1.1", code=550, text="Us
 def _sent_campaign(body, lst, n=3):
     ids = make_contacts(body, lst, n)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign.id).values(status="sent")
     )

@@ -16,7 +16,7 @@ import dramatiq
 import pytest
 from sqlalchemy import update
 
-from campaigns import actors, delivery, scheduler
+from campaigns import actors, scheduler, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db, utcnow
 from tests.factories import make_list, make_org
@@ -55,7 +55,7 @@ def test_five_bodies_at_once_each_get_exactly_their_hourly_cap_and_none_is_starv
         lst = make_list(org)
         make_contacts(org, lst, AUDIENCE)
         campaign = make_ready_campaign(org, [lst])
-        delivery.start_sending(org.id, campaign, None, "officer")
+        sending.start_sending(org.id, campaign, None, "officer")
         bodies.append(org)
         campaigns.append(campaign)
     db.session.commit()

@@ -9,7 +9,7 @@ RELIABILITY.md, "Faults to inject":
 - "Worker clock jumps 1 h → leases unaffected (DB now())": every ``utcnow`` the Python
   code can see is moved an hour; leases, expiry and claims still follow the database's
   ``now()``. PostgreSQL only: on SQLite the process clock *is* the database clock (one
-  embedded process, see :mod:`campaigns.delivery`).
+  embedded process, see :mod:`campaigns.dbclock`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import dramatiq
 import pytest
 from sqlalchemy import select, text
 
-from campaigns import delivery, reconcile, scheduler, sender
+from campaigns import claims, dbclock, reconcile, scheduler, sender, sending
 from campaigns.models import Campaign, Delivery
 from contacts import db as db_module
 from contacts.db import db
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.backends("postgres")]
 def _sending(body, lst, n):
     make_contacts(body, lst, n)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     return campaign
 
@@ -196,18 +196,18 @@ def test_a_worker_clock_an_hour_ahead_neither_expires_nor_steals_a_live_lease(
 ):
     campaign = _sending(body, newsletter_list, 6)
     rows = _row_ids(campaign)
-    held = delivery.claim_rows(body.id, campaign.id, rows[0], rows[2], 10, lease_seconds=600)
+    held = claims.claim_rows(body.id, campaign.id, rows[0], rows[2], 10, lease_seconds=600)
 
     shift_clock(+1)
-    assert db_module.utcnow() - delivery.db_now() > dt.timedelta(minutes=59)
+    assert db_module.utcnow() - dbclock.db_now() > dt.timedelta(minutes=59)
     report = reconcile.reconcile(batch_size=20, lanes=3, lease_seconds=600, stall_seconds=60)
-    stolen = delivery.claim_rows(body.id, campaign.id, rows[0], rows[2], 10, lease_seconds=600)
-    fresh = delivery.claim_rows(body.id, campaign.id, rows[3], rows[5], 10, lease_seconds=600)
+    stolen = claims.claim_rows(body.id, campaign.id, rows[0], rows[2], 10, lease_seconds=600)
+    fresh = claims.claim_rows(body.id, campaign.id, rows[3], rows[5], 10, lease_seconds=600)
 
     assert len(held.rows) == 3 and report.expired == 0 and stolen.rows == []
     assert len(fresh.rows) == 3
     assert statuses(campaign.id) == {"sending": 6}
-    now = delivery.db_now()
+    now = dbclock.db_now()
     for lease in _leases(rows).values():  # a lease is now() + 600 s, whoever's clock
         assert dt.timedelta(seconds=590) < lease - now <= dt.timedelta(seconds=600)
 
@@ -217,15 +217,15 @@ def test_a_worker_clock_an_hour_behind_does_not_extend_a_lease(body, newsletter_
     rows = _row_ids(campaign)
 
     shift_clock(-1)
-    assert delivery.db_now() - db_module.utcnow() > dt.timedelta(minutes=59)
-    delivery.claim_rows(body.id, campaign.id, rows[0], rows[-1], 10, lease_seconds=0.5)
+    assert dbclock.db_now() - db_module.utcnow() > dt.timedelta(minutes=59)
+    claims.claim_rows(body.id, campaign.id, rows[0], rows[-1], 10, lease_seconds=0.5)
     leases = _leases(rows)
     time.sleep(0.8)
     report = reconcile.reconcile(batch_size=20, lanes=3, lease_seconds=0.5, stall_seconds=60)
 
-    now = delivery.db_now()
+    now = dbclock.db_now()
     assert all(lease < now for lease in leases.values())  # expired by the database clock
     assert report.expired == 3  # so taken back, although the worker's clock says 59 min left
     assert statuses(campaign.id) == {"deferred": 3}
-    again = delivery.claim_rows(body.id, campaign.id, rows[0], rows[-1], 10, lease_seconds=600)
+    again = claims.claim_rows(body.id, campaign.id, rows[0], rows[-1], 10, lease_seconds=600)
     assert len(again.rows) == 3  # and due again at once (next_attempt_at = now())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns import delivery
+from campaigns import sending
 from campaigns.models import Campaign
 from contacts.db import db
 from tests.factories_sending import make_contacts, make_ready_campaign
@@ -55,7 +55,7 @@ def test_crieur_run_stopped_with_ctrl_c_mid_send_finishes_on_restart_without_dup
 ):
     make_contacts(body, newsletter_list, 600)
     campaign = make_ready_campaign(body, [newsletter_list])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     relay.script.reply_delay = 0.005
     port = free_port()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from campaigns import delivery
+from campaigns import sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -133,7 +133,7 @@ def _enqueue_start(redis_url: str, campaign_id: int) -> None:
 def _campaign(body, lst, n: int):
     make_contacts(body, lst, n)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     return campaign
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from campaigns import delivery
+from campaigns import audience, sending
 from campaigns.models import CampaignTransition, Delivery
 from contacts.db import DomainError, db
 from tests.factories import make_list
@@ -25,7 +25,7 @@ def test_contacts_on_two_lists_get_one_delivery_each(org):
     make_contacts(org, b, 2)
     campaign = make_ready_campaign(org, [a, b])
 
-    count = delivery.start_sending(org.id, campaign, None, "officer")
+    count = sending.start_sending(org.id, campaign, None, "officer")
 
     assert count == 5
     assert _count(campaign.id) == 5
@@ -44,7 +44,7 @@ def test_only_sendable_contacts_are_frozen(org):
                   confirmed=False)  # fmt: skip
     campaign = make_ready_campaign(org, [lst])
 
-    assert delivery.start_sending(org.id, campaign, None, "officer") == 4
+    assert sending.start_sending(org.id, campaign, None, "officer") == 4
 
 
 def test_preview_says_who_is_left_out_and_why(org):
@@ -61,7 +61,7 @@ def test_preview_says_who_is_left_out_and_why(org):
     add_subscriptions(org, other, pending_here_active_there)
     campaign = make_ready_campaign(org, [lst, other])
 
-    preview = delivery.preview_audience(org.id, campaign)
+    preview = audience.preview_audience(org.id, campaign)
 
     assert preview.recipients == 5
     assert preview.left_out == {
@@ -78,9 +78,9 @@ def test_preview_and_freeze_agree(org):
     make_contacts(org, lst, 7)
     make_contacts(org, lst, 2, status="bounced")
     campaign = make_ready_campaign(org, [lst])
-    expected = delivery.preview_audience(org.id, campaign).recipients
+    expected = audience.preview_audience(org.id, campaign).recipients
 
-    assert delivery.start_sending(org.id, campaign, None, "officer") == expected == 7
+    assert sending.start_sending(org.id, campaign, None, "officer") == expected == 7
 
 
 def test_another_bodys_contacts_are_never_frozen(org):
@@ -95,18 +95,18 @@ def test_another_bodys_contacts_are_never_frozen(org):
     campaign.list_ids = [lst.id, foreign.id]  # a foreign id smuggled into the campaign
     db.session.flush()
 
-    assert delivery.start_sending(org.id, campaign, None, "officer") == 2
+    assert sending.start_sending(org.id, campaign, None, "officer") == 2
 
 
 def test_a_double_click_starts_the_campaign_once(org):
     lst = make_list(org)
     make_contacts(org, lst, 3)
     campaign = make_ready_campaign(org, [lst])
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     db.session.commit()
 
     with pytest.raises(DomainError) as err:
-        delivery.start_sending(org.id, campaign, None, "officer")
+        sending.start_sending(org.id, campaign, None, "officer")
 
     assert err.value.code == "invalid_transition"
     assert _count(campaign.id) == 3
@@ -124,12 +124,12 @@ def test_a_stale_copy_of_the_campaign_cannot_start_it_again(org):
     make_contacts(org, lst, 3)
     campaign = make_ready_campaign(org, [lst])
     db.session.commit()
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     db.session.commit()
     stale = Campaign(id=campaign.id, organisation_id=org.id, status="approved")
 
     with pytest.raises(DomainError):
-        delivery.start_sending(org.id, stale, None, "system")
+        sending.start_sending(org.id, stale, None, "system")
 
 
 def test_nobody_to_send_to_is_refused_and_nothing_changes(org):
@@ -139,7 +139,7 @@ def test_nobody_to_send_to_is_refused_and_nothing_changes(org):
     db.session.commit()
 
     with pytest.raises(DomainError) as err:
-        delivery.start_sending(org.id, campaign, None, "officer")
+        sending.start_sending(org.id, campaign, None, "officer")
     db.session.rollback()
 
     assert err.value.code == "empty_audience"
@@ -153,6 +153,6 @@ def test_a_draft_cannot_be_sent(org):
     campaign = make_ready_campaign(org, [lst], status="draft")
 
     with pytest.raises(DomainError) as err:
-        delivery.start_sending(org.id, campaign, None, "officer")
+        sending.start_sending(org.id, campaign, None, "officer")
 
     assert err.value.code == "invalid_transition"

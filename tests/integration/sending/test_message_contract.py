@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from campaigns import delivery
+from campaigns import sending
 from campaigns.models import Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -17,7 +17,7 @@ from tests.integration.sending.support import drive, max_line_octets, parse
 def _send(app, body, lst, n=4, **campaign_options):
     make_contacts(body, lst, n, tracking_consent=True)
     campaign = make_ready_campaign(body, [lst], **campaign_options)
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     drive(app, campaign.id)
     return campaign
@@ -110,7 +110,7 @@ def test_accented_names_are_encoded_words_and_nothing_can_inject_a_header(
     person.first_name = "Hélène\r\nBcc: pirate@evil.example"
     person.last_name = "Lefèvre"
     campaign = make_ready_campaign(body, [newsletter_list])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
 
     drive(app, campaign.id)

@@ -10,7 +10,7 @@ import dramatiq
 import pytest
 from sqlalchemy import func, select, update
 
-from campaigns import actors, delivery, ratelimit, sender
+from campaigns import actors, claims, ratelimit, sender, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db, utcnow
 from tests.factories import make_list, make_org
@@ -27,7 +27,7 @@ def _app():
 def _sending(org, lst, n):
     make_contacts(org, lst, n)
     campaign = make_ready_campaign(org, [lst])
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     db.session.commit()
     return campaign
 
@@ -143,7 +143,7 @@ def test_concurrent_claims_never_exceed_the_cap(body, newsletter_list):
     def claimer():
         with app.app_context():
             for _ in range(5):
-                got = delivery.claim_rows(body.id, campaign.id, lo, hi, 7, 900, 25)
+                got = claims.claim_rows(body.id, campaign.id, lo, hi, 7, 900, 25)
                 with lock:
                     claimed.extend(r.id for r in got.rows)
             db.session.remove()

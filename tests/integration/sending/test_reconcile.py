@@ -10,7 +10,7 @@ import dramatiq
 import pytest
 from sqlalchemy import select, update
 
-from campaigns import delivery, reconcile, scheduler, sender
+from campaigns import claims, outcomes, reconcile, scheduler, sender, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db, utcnow
 from tests.factories_sending import make_contacts, make_ready_campaign
@@ -20,7 +20,7 @@ from tests.integration.sending.support import drive, received_by_address, status
 def _sending(body, lst, n):
     make_contacts(body, lst, n)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     return campaign
 
@@ -41,8 +41,8 @@ def test_an_expired_lease_goes_back_to_deferred_and_only_in_flight_rows_are_flag
 ):
     campaign = _sending(body, newsletter_list, 6)
     rows = sorted(db.session.scalars(select(Delivery.id)).all())
-    claim = delivery.claim_rows(body.id, campaign.id, rows[0], rows[-1], 4, lease_seconds=0.2)
-    delivery.mark_in_flight([r.id for r in claim.rows[:2]])  # a worker's window, then it dies
+    claim = claims.claim_rows(body.id, campaign.id, rows[0], rows[-1], 4, lease_seconds=0.2)
+    outcomes.mark_in_flight([r.id for r in claim.rows[:2]])  # a worker's window, then it dies
     db.session.commit()
     time.sleep(0.4)
 
@@ -66,7 +66,7 @@ def test_an_expired_lease_goes_back_to_deferred_and_only_in_flight_rows_are_flag
 def test_a_live_lease_is_left_alone(body, newsletter_list):
     campaign = _sending(body, newsletter_list, 3)
     rows = sorted(db.session.scalars(select(Delivery.id)).all())
-    delivery.claim_rows(body.id, campaign.id, rows[0], rows[-1], 3, lease_seconds=600)
+    claims.claim_rows(body.id, campaign.id, rows[0], rows[-1], 3, lease_seconds=600)
 
     assert _pass().expired == 0
     assert statuses(campaign.id) == {"sending": 3}
@@ -153,7 +153,7 @@ def test_a_held_campaign_is_sent_once_a_human_confirms(body, newsletter_list, re
     campaign = make_ready_campaign(body, [newsletter_list], status="held")
     db.session.commit()
 
-    delivery.start_sending(body.id, campaign, None, "officer", "Confirmé après l'arrêt.")
+    sending.start_sending(body.id, campaign, None, "officer", "Confirmé après l'arrêt.")
     db.session.commit()
     drive(_app(), campaign.id)
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from analytics.models import TrackingEvent
-from campaigns import delivery
+from campaigns import audience, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -21,7 +21,7 @@ def sent(org, newsletter_list):
     make_contacts(org, newsletter_list, 3, tracking_consent=True)
     make_contacts(org, newsletter_list, 2, tracking_consent=False)
     campaign = make_ready_campaign(org, [newsletter_list])
-    delivery.start_sending(org.id, campaign, None, "officer")
+    sending.start_sending(org.id, campaign, None, "officer")
     db.session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign.id).values(status="sent")
     )
@@ -115,8 +115,8 @@ def test_the_resend_keeps_its_audience_and_still_skips_a_later_unsubscribe(
     db.session.commit()
     child = db.session.get(Campaign, child_id)
 
-    assert delivery.preview_audience(child.organisation_id, child).recipients == 2
-    assert delivery.start_sending(child.organisation_id, child, None, "officer") == 2
+    assert audience.preview_audience(child.organisation_id, child).recipients == 2
+    assert sending.start_sending(child.organisation_id, child, None, "officer") == 2
     db.session.commit()
     drive(app, child.id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from campaigns import delivery, sender
+from campaigns import sender, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -15,7 +15,7 @@ from tests.integration.sending.support import drive, received_by_address, status
 def _start(body, lst, n=12, **contacts):
     ids = make_contacts(body, lst, n, **contacts)
     campaign = make_ready_campaign(body, [lst])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     return campaign, ids
 
@@ -217,12 +217,12 @@ def test_pause_then_resume_sends_only_the_rows_not_yet_sent(body, newsletter_lis
     settings = sender.SendSettings.from_config(_app().config)
     rows = sorted(_row_ids(campaign))
     sender.send_batch(campaign.id, rows[0], rows[9], settings)
-    delivery.pause_sending(body.id, campaign, None, "officer")
+    sending.pause_sending(body.id, campaign, None, "officer")
     db.session.commit()
 
     paused = sender.send_batch(campaign.id, rows[10], rows[-1], settings)
     assert paused.claimed == 0 and paused.next is None
-    delivery.resume_sending(body.id, campaign, None, "director")
+    sending.resume_sending(body.id, campaign, None, "director")
     db.session.commit()
     drive(_app(), campaign.id)
 
@@ -271,7 +271,7 @@ def test_cancel_stops_sending_and_marks_the_waiting_rows(body, newsletter_list, 
     rows = sorted(_row_ids(campaign))
     sender.send_batch(campaign.id, rows[0], rows[4], settings)
 
-    cancelled = delivery.cancel_sending(body.id, campaign, None, "officer")
+    cancelled = sending.cancel_sending(body.id, campaign, None, "officer")
     db.session.commit()
     after = sender.send_batch(campaign.id, rows[0], rows[-1], settings)
 

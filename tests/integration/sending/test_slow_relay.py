@@ -17,7 +17,7 @@ import dramatiq
 import pytest
 from sqlalchemy import select
 
-from campaigns import actors, delivery, scheduler, sender
+from campaigns import actors, progress, scheduler, sender, sending
 from campaigns.models import Campaign, Delivery
 from contacts.db import db
 from contacts.models import Contact
@@ -52,10 +52,10 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _progress(body, campaign) -> delivery.Progress:
+def _progress(body, campaign) -> progress.Progress:
     """What the live page and ``GET /campaigns/{id}/progress`` show, read afresh."""
     db.session.expire_all()
-    reading = delivery.progress(body.id, db.session.get(Campaign, campaign.id))
+    reading = progress.progress(body.id, db.session.get(Campaign, campaign.id))
     db.session.commit()
     return reading
 
@@ -71,7 +71,7 @@ def test_a_relay_slow_to_answer_the_dot_causes_no_timeout_no_duplicate_and_the_e
     )
     ids = make_contacts(body, newsletter_list, 30)
     campaign = make_ready_campaign(body, [newsletter_list])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     emails = dict(db.session.execute(select(Contact.id, Contact.email)).all())
     slow = {emails[ids[9]], emails[ids[19]]}  # the last of the first two lanes
@@ -128,7 +128,7 @@ def test_the_outcomes_before_a_slow_reply_are_committed_while_it_is_awaited(
 ):
     ids = make_contacts(body, newsletter_list, 8)
     campaign = make_ready_campaign(body, [newsletter_list])
-    delivery.start_sending(body.id, campaign, None, "officer")
+    sending.start_sending(body.id, campaign, None, "officer")
     db.session.commit()
     email = db.session.get(Contact, ids[5]).email
     slow_dot_for(relay, {email}, 2.0)
