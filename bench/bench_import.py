@@ -278,8 +278,8 @@ def write_report(args, runs: dict[str, list[dict]], size_mb: float) -> None:
         "key ties them to the body), and the ledger records list, user, batch and token "
         "as the ids they were (a key's ON DELETE SET NULL could rewrite the legal record). "
         "Single-column body indexes that every query by body already had in a composite "
-        "index went too. That brought PostgreSQL's CPU from about 5.9-6.2 s to 3.7-4.6 s "
-        "and the ratio from 3.43x to 2.5x-2.9x in the same hour. (Composite (body, id) "
+        "index went too. That brought PostgreSQL's CPU from about 5.9-6.2 s to 3.1-3.3 s "
+        "and the ratio from 3.43x to 2.0x-2.7x on a quiet machine. (Composite (body, id) "
         "keys were tried first: PostgreSQL's cached generic plan for the key check chose "
         "another body-led index on the freshly created table and scanned the body's "
         "contacts for each row: 47 s.)",
