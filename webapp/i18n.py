@@ -35,6 +35,7 @@ How to get French from the domain packages translated (they never import Flask-B
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,10 @@ def compile_catalogues(target: Path) -> Path:
         mo_path.parent.mkdir(parents=True, exist_ok=True)
         with po_path.open("rb") as fh:
             catalogue = read_po(fh, locale=po_path.parts[-3])
-        tmp = mo_path.with_suffix(".mo.tmp")
+        # One temporary name per process: gunicorn's or dramatiq's processes booting
+        # together on a fresh instance folder all compile, and must not rename each
+        # other's file away (bench/reports/load.md). The last rename wins, whole.
+        tmp = mo_path.with_suffix(f".mo.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             write_mo(fh, catalogue)
         tmp.replace(mo_path)
