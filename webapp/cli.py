@@ -79,6 +79,10 @@ def worker_command(processes: int, threads: int, extra: tuple[str, ...]) -> None
         "imports",
         *extra,
     ]
+    # Dramatiq prefetches twice its threads per process by default: the first process to
+    # fetch then takes every lane of a campaign and the others idle (bench/reports/
+    # soak.md: two rate-limited processes sent at one's rate). One message per thread.
+    os.environ.setdefault("dramatiq_queue_prefetch", str(threads))
     os.execv(sys.executable, args)
 
 
