@@ -281,3 +281,21 @@ def test_the_dramatiq_job_runs_an_import_end_to_end(app, org, stub_broker, stub_
     db.session.expire_all()
     batch = db.session.get(ImportBatch, batch.id)
     assert (batch.status, batch.imported, batch.duplicates) == ("done", 3, 1)
+
+
+@pytest.mark.backends("postgres")
+def test_a_large_import_refreshes_the_planner_statistics(app, org, monkeypatch):
+    from sqlalchemy import text
+
+    monkeypatch.setattr(imports, "ANALYZE_AFTER_ROWS", 3)  # the fixture has 3 addresses
+    db.session.execute(text("SELECT pg_stat_reset()"))
+    db.session.commit()
+    lst = make_list(org)
+    run(app, org, lst, "utf8-bom.csv")
+    analysed = db.session.execute(
+        text(
+            "SELECT relname FROM pg_stat_user_tables WHERE analyze_count > 0 "
+            "AND relname IN ('contacts', 'subscriptions') ORDER BY relname"
+        )
+    ).scalars()
+    assert list(analysed) == ["contacts", "subscriptions"]
