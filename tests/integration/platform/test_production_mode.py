@@ -72,7 +72,10 @@ def test_an_import_travels_through_redis_to_a_separate_worker_process(
                                "-t", "2", "-Q", "imports"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, timeout=60, proc=web)
+        try:
+            wait_for_port(port, timeout=60, proc=web)
+        except RuntimeError as exc:  # show why the web process did not start
+            raise AssertionError(web.stderr.read().decode(errors="replace")[-3000:]) from exc
         base = f"http://127.0.0.1:{port}"
         status, created = _call(base, officer.token, "POST", "/lists",
                                 json.dumps({"name": "Lettre", "purpose": "newsletter",
