@@ -173,7 +173,9 @@ def test_flushall_of_every_queued_batch_is_repaired_by_the_reconciler_within_one
     log = tmp_path / "workers.log"
     r = _redis(redis_url)
     _enqueue_start(redis_url, campaign.id)
-    worker = spawn()
+    # Paced, so the campaign is still sending when the worker stops (a fast machine would
+    # otherwise finish it during the graceful stop, leaving nothing queued to flush).
+    worker = spawn(overrides={"CRIEUR_SEND_RATE": 150})
     _wait_for(lambda: len(relay.messages) >= 300, 40, "300 sent", log)
 
     worker.terminate()  # a restart: its batches hand their rows back and re-queue themselves
