@@ -230,6 +230,21 @@ def dialect_insert(table):
     return insert(table)
 
 
+# The columns a freeze writes (its SELECT lists them in this order); a resend freezes its
+# own audience into the same columns (campaigns.resend).
+FROZEN_COLUMNS = [
+    "organisation_id",
+    "campaign_id",
+    "contact_id",
+    "list_id",
+    "status",
+    "attempts",
+    "message_id",
+    "last_error",
+    "possible_duplicate",
+]
+
+
 def freeze_audience(org_id: int, campaign: Campaign) -> int:
     """Create one ``queued`` row per sendable contact of the campaign; the rows count.
 
@@ -261,20 +276,9 @@ def freeze_audience(org_id: int, campaign: Campaign) -> int:
         .group_by(Subscription.contact_id)
         .order_by(Subscription.contact_id)
     )
-    columns = [
-        "organisation_id",
-        "campaign_id",
-        "contact_id",
-        "list_id",
-        "status",
-        "attempts",
-        "message_id",
-        "last_error",
-        "possible_duplicate",
-    ]
     stmt = (
         dialect_insert(T)
-        .from_select(columns, audience)
+        .from_select(FROZEN_COLUMNS, audience)
         .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
     )
     _prefer_hash_joins()

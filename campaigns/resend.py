@@ -23,7 +23,7 @@ from __future__ import annotations
 from sqlalchemy import Select, and_, false, func, literal, select
 
 from campaigns import editing
-from campaigns.audience import dialect_insert, freeze_audience
+from campaigns.audience import FROZEN_COLUMNS, dialect_insert, freeze_audience
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from contacts.db import DomainError, db
 from contacts.models import Organisation, Subscription, TrackingPolicy
@@ -110,17 +110,7 @@ def create_resend(
     stmt = (
         dialect_insert(Delivery.__table__)
         .from_select(
-            [
-                "organisation_id",
-                "campaign_id",
-                "contact_id",
-                "list_id",
-                "status",
-                "attempts",
-                "message_id",
-                "last_error",
-                "possible_duplicate",
-            ],
+            FROZEN_COLUMNS,
             select(
                 literal(org_id),
                 literal(child.id),
